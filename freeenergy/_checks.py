@@ -1,0 +1,315 @@
+"""Argument validation shared by every public function: one place, one style.
+
+Two tiers (STYLE.md):
+
+* **static** problems (wrong type, empty or mismatched shapes) raise eagerly from the shapes and
+  dtypes alone, also under ``jit``;
+* **value** problems (NaN, ``+inf`` log-probabilities, distributions that do not normalize,
+  ``beta <= 0``, ...) are checked on concrete arrays at the public boundary. When a public function
+  is called on traced values (inside a user's ``jit``/``grad``/``vmap``) the value checks are
+  skipped, because there is nothing concrete to look at; the static checks still run.
+
+Every message names the argument, what it got and what it needs.
+
+Conventions checked here:
+
+* ``-inf`` log-probabilities are legal (zero mass); ``+inf`` and NaN are not.
+* ``+inf`` energies are legal (the behavior is excluded); ``-inf`` energies and NaN are not.
+* A log-distribution "normalizes" when ``|logsumexp(logp, axis=-1)| <= NORMALIZATION_ATOL``
+  (``1e-4``, i.e. the total mass is within 0.01% of one; this admits float32 rounding at n = 1e8).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["NORMALIZATION_ATOL"]
+
+#: Largest accepted ``|log sum p|`` for inputs that must be normalized distributions.
+NORMALIZATION_ATOL = 1e-4
+
+
+def _float_dtype(*arrays: Any) -> Any:
+    """Common float dtype of the inputs (float32 unless x64 is on and an input is float64)."""
+    dtypes = [jnp.result_type(a) for a in arrays]
+    out = jnp.result_type(*dtypes, jnp.float32) if dtypes else jnp.float32
+    if not jnp.issubdtype(out, jnp.floating):
+        out = jnp.result_type(float)
+    return out
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, (jax.Array, np.ndarray)):
+        return f"array of shape {tuple(x.shape)} and dtype {x.dtype}"
+    r = repr(x)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def is_traced(*xs: Any) -> bool:
+    """True when any argument is a JAX tracer (value checks are then impossible)."""
+    return any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
+def to_array(x: Any, name: str, dtype: Any = None) -> jax.Array:
+    """Convert ``x`` to a JAX array, raising a TypeError that names ``name`` when impossible."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"`{name}` must be an array of numbers, got {_describe(x)}.")
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        raise TypeError(f"`{name}` must be an array of numbers, got a PRNG key.")
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"`{name}` must be an array of numbers, got {_describe(x)} ({err})."
+        ) from None
+    if arr.dtype == jnp.bool_ or not (
+        jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)
+    ):
+        raise TypeError(
+            f"`{name}` must hold real numbers, got dtype {arr.dtype}; "
+            f"convert it with `jnp.asarray({name}, dtype=float)`."
+        )
+    if dtype is not None:
+        arr = arr.astype(dtype)
+    elif not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(_float_dtype(arr))
+    return arr
+
+
+@jax.jit
+def _value_flags(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """(any NaN, any +inf, any -inf, any row that is all -inf) in one fused pass."""
+    nan = jnp.any(jnp.isnan(x))
+    pinf = jnp.any(x == jnp.inf)
+    ninf = jnp.any(x == -jnp.inf)
+    empty_row = jnp.any(jnp.all(x == -jnp.inf, axis=-1))
+    return nan, pinf, ninf, empty_row
+
+
+@jax.jit
+def _log_mass(x: jax.Array) -> jax.Array:
+    return jax.nn.logsumexp(x, axis=-1)
+
+
+def _first_index(mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def logp(
+    x: Any,
+    name: str,
+    *,
+    normalized: bool = True,
+    dtype: Any = None,
+    min_ndim: int = 1,
+) -> jax.Array:
+    """Validate a log-probability array over the last axis.
+
+    ``-inf`` is legal (zero mass). NaN and ``+inf`` are errors; so is a row that is ``-inf``
+    everywhere (no distribution), an empty last axis, and, when ``normalized``, a row whose mass
+    is not one within ``NORMALIZATION_ATOL``.
+    """
+    arr = to_array(x, name, dtype)
+    if arr.ndim < min_ndim:
+        raise ValueError(
+            f"`{name}` must have at least {min_ndim} axis (behaviors on the last axis), "
+            f"got a scalar; pass a 1-D array of log-probabilities."
+        )
+    if arr.ndim >= 1 and arr.shape[-1] == 0:
+        raise ValueError(f"`{name}` is empty (shape {arr.shape}); a behavior space needs n >= 1.")
+    if arr.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {arr.shape}); nothing to compute on.")
+    if is_traced(arr):
+        return arr
+    nan, pinf, _, empty_row = (bool(v) for v in _value_flags(arr))
+    if nan:
+        idx = _first_index(np.isnan(np.asarray(arr)))
+        raise ValueError(f"`{name}` contains NaN (first at index {idx}); log-probabilities must "
+                         "be real numbers or -inf (zero mass).")
+    if pinf:
+        idx = _first_index(np.asarray(arr) == np.inf)
+        raise ValueError(f"`{name}` contains +inf (first at index {idx}); a log-probability is "
+                         "at most 0. Use -inf for zero mass.")
+    if arr.ndim >= 1 and empty_row:
+        raise ValueError(f"`{name}` is -inf everywhere on some row: that is no distribution. "
+                         "Give at least one behavior finite log-probability.")
+    if normalized:
+        mass = np.asarray(_log_mass(arr))
+        bad = np.abs(mass) > NORMALIZATION_ATOL
+        if np.any(bad):
+            worst = float(mass.flat[int(np.argmax(np.abs(mass)))])
+            raise ValueError(
+                f"`{name}` does not normalize: log(sum(exp({name}))) = {worst:.6g}, but it must be "
+                f"within {NORMALIZATION_ATOL:g} of 0. Pass `freeenergy.normalize({name})` if these "
+                "are unnormalized logits."
+            )
+    return arr
+
+
+def energy(x: Any, name: str, *, dtype: Any = None, sign: int = 1) -> jax.Array:
+    """Validate an energy (``sign=1``, ``+inf`` legal) or a reward (``sign=-1``, ``-inf`` legal)."""
+    arr = to_array(x, name, dtype)
+    if arr.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {arr.shape}); give one value per behavior.")
+    if is_traced(arr):
+        return arr
+    nan, pinf, ninf, _ = (bool(v) for v in _value_flags(arr.reshape(1, -1)))
+    if nan:
+        idx = _first_index(np.isnan(np.asarray(arr)).reshape(arr.shape or (1,)))
+        raise ValueError(f"`{name}` contains NaN (first at index {idx}); use "
+                         f"{'+inf' if sign > 0 else '-inf'} to exclude a behavior.")
+    if sign > 0 and ninf:
+        raise ValueError(f"`{name}` contains -inf: an energy of -inf would carry infinite weight. "
+                         "Energies are real or +inf (+inf excludes a behavior). A -inf energy is "
+                         "what `implied_energy` reports for a singular target (mass where the "
+                         "reference has none), which no tilt of the reference can reach.")
+    if sign < 0 and pinf:
+        raise ValueError(f"`{name}` contains +inf: a reward of +inf would carry infinite weight. "
+                         "Rewards are real or -inf (-inf excludes a behavior).")
+    return arr
+
+
+def broadcast(name_a: str, a: jax.Array, name_b: str, b: jax.Array) -> tuple[int, ...]:
+    """Broadcast shape of ``a`` and ``b`` or a ValueError naming both."""
+    try:
+        return tuple(jnp.broadcast_shapes(a.shape, b.shape))
+    except ValueError:
+        raise ValueError(
+            f"`{name_a}` has shape {tuple(a.shape)} but `{name_b}` has shape {tuple(b.shape)}; "
+            "they must broadcast (same number of behaviors on the last axis)."
+        ) from None
+
+
+def same_last_axis(name_a: str, a: jax.Array, name_b: str, b: jax.Array) -> tuple[int, ...]:
+    """Like ``broadcast`` but the behavior axis must match exactly (no broadcasting over it)."""
+    shape = broadcast(name_a, a, name_b, b)
+    if a.ndim >= 1 and b.ndim >= 1 and a.shape[-1] != b.shape[-1]:
+        raise ValueError(
+            f"`{name_a}` has {a.shape[-1]} behaviors but `{name_b}` has {b.shape[-1]} "
+            f"(shapes {tuple(a.shape)} and {tuple(b.shape)}); both describe the same behavior "
+            "space, so their last axes must be equal."
+        )
+    return shape
+
+
+def positive(x: Any, name: str, *, what: str = "", dtype: Any = None) -> jax.Array:
+    """A finite, strictly positive scalar or array (e.g. a temperature ``beta``)."""
+    arr = to_array(x, name, dtype)
+    if arr.size == 0:
+        raise ValueError(f"`{name}` is empty; give at least one value.")
+    if is_traced(arr):
+        return arr
+    v = np.asarray(arr)
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        bad = v.flat[int(np.argmax(~np.isfinite(v.ravel()) | (v.ravel() <= 0)))]
+        raise ValueError(
+            f"`{name}` must be finite and > 0{what}, got {bad!r}"
+            f"{'' if v.ndim == 0 else ' (in ' + _describe(v) + ')'}."
+        )
+    return arr
+
+
+def at_least_one(x: Any, name: str, *, integer: bool = False, dtype: Any = None) -> jax.Array:
+    """A finite value >= 1 (a sampling budget ``N`` or ``k``); integral when ``integer``."""
+    arr = to_array(x, name, dtype)
+    if arr.size == 0:
+        raise ValueError(f"`{name}` is empty; give at least one value.")
+    if is_traced(arr):
+        return arr
+    v = np.asarray(arr, dtype=np.float64)
+    bad = ~np.isfinite(v) | (v < 1)
+    if integer:
+        bad |= v != np.round(v)
+    if np.any(bad):
+        got = v.flat[int(np.argmax(bad.ravel()))]
+        need = "a whole number >= 1" if integer else "a finite number >= 1"
+        raise ValueError(f"`{name}` must be {need} (a number of samples), got {got!r}.")
+    return arr
+
+
+def probability_open(x: Any, name: str) -> float:
+    """A Python float in the open interval (0, 1)."""
+    v = scalar(x, name)
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"`{name}` must lie strictly between 0 and 1, got {v!r}.")
+    return v
+
+
+def probability_half_open(x: Any, name: str) -> float:
+    """A Python float in (0, 1]."""
+    v = scalar(x, name)
+    if not 0.0 < v <= 1.0:
+        raise ValueError(f"`{name}` must lie in (0, 1], got {v!r}.")
+    return v
+
+
+def scalar(x: Any, name: str) -> float:
+    """A real Python scalar (int/float or a 0-d array)."""
+    if isinstance(x, bool):
+        raise TypeError(f"`{name}` must be a real number, got the bool {x!r}.")
+    if isinstance(x, numbers.Real):
+        v = float(x)
+    elif isinstance(x, (np.ndarray, jax.Array)) and x.ndim == 0 and not is_traced(x):
+        v = float(x)
+    else:
+        raise TypeError(f"`{name}` must be a real number, got {_describe(x)}.")
+    if math.isnan(v):
+        raise ValueError(f"`{name}` must be a real number, got NaN.")
+    return v
+
+
+def integer(x: Any, name: str, *, minimum: int | None = None) -> int:
+    """A Python int (or integral 0-d array) >= ``minimum``."""
+    if isinstance(x, bool):
+        raise TypeError(f"`{name}` must be an integer, got the bool {x!r}.")
+    if isinstance(x, numbers.Integral):
+        v = int(x)
+    elif isinstance(x, (np.ndarray, jax.Array)) and x.ndim == 0 and not is_traced(x) and (
+        jnp.issubdtype(x.dtype, jnp.integer)
+    ):
+        v = int(x)
+    elif isinstance(x, float) and x.is_integer():
+        v = int(x)
+    else:
+        raise TypeError(f"`{name}` must be an integer, got {_describe(x)}.")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {v}.")
+    return v
+
+
+def mask(x: Any, name: str) -> jax.Array:
+    """A boolean mask; numeric 0/1 arrays are accepted and converted."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"`{name}` must be a boolean mask, got {_describe(x)}.")
+    arr = jnp.asarray(x)
+    if arr.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {arr.shape}); give one flag per behavior.")
+    if arr.dtype == jnp.bool_:
+        return arr
+    if is_traced(arr):
+        raise TypeError(f"`{name}` must have dtype bool, got {arr.dtype}; use `{name} > 0`.")
+    v = np.asarray(arr)
+    if not np.all((v == 0) | (v == 1)):
+        raise TypeError(
+            f"`{name}` must be a boolean mask (True = behavior in the set), got an array of dtype "
+            f"{arr.dtype} with values other than 0 and 1; pass `{name}.astype(bool)` explicitly."
+        )
+    return arr.astype(bool)
+
+
+def key(x: Any, name: str = "key") -> jax.Array:
+    """A JAX PRNG key (new-style ``jax.random.key`` or a legacy uint32 ``(2,)`` key)."""
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return x
+    if isinstance(x, (jax.Array, np.ndarray)) and x.dtype == np.uint32 and x.shape[-1:] == (2,):
+        return x
+    raise TypeError(
+        f"`{name}` must be a JAX PRNG key, got {_describe(x)}; create one with "
+        "`jax.random.key(seed)` and split it for each use."
+    )

@@ -1,0 +1,184 @@
+"""Distributions over a flat behavior space, stored as log-probabilities.
+
+A model is an array ``logp`` of shape ``(..., n)``: the last axis holds the ``n`` behaviors, any
+leading axes batch (prompts, seeds, temperatures). ``-inf`` is zero mass. Natural logarithms.
+The ``0 * log 0 = 0`` rule is applied with the double-``where`` trick so values and gradients stay
+finite at ``-inf``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks
+
+__all__ = ["normalize", "kl", "entropy", "sample", "decode"]
+
+
+# ----------------------------------------------------------------------------- kernels (no checks)
+def _normalize(logits: jax.Array) -> jax.Array:
+    return logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
+
+
+def _kl(logq: jax.Array, logp: jax.Array) -> jax.Array:
+    """KL(q||p) = sum_y q(y) (log q(y) - log p(y)); +inf where q > 0 = p."""
+    pos = logq > -jnp.inf
+    safe_logq = jnp.where(pos, logq, 0.0)
+    safe_logp = jnp.where(pos, logp, 0.0)
+    terms = jnp.where(pos, jnp.exp(safe_logq) * (safe_logq - safe_logp), 0.0)
+    return jnp.sum(terms, axis=-1)
+
+
+def _entropy(logp: jax.Array) -> jax.Array:
+    pos = logp > -jnp.inf
+    safe = jnp.where(pos, logp, 0.0)
+    return -jnp.sum(jnp.where(pos, jnp.exp(safe) * safe, 0.0), axis=-1)
+
+
+def _expect(logq: jax.Array, values: jax.Array) -> jax.Array:
+    """E_q[values] with 0 * (+-inf) = 0 where q(y) = 0."""
+    pos = logq > -jnp.inf
+    safe_v = jnp.where(pos, values, 0.0)
+    return jnp.sum(jnp.where(pos, jnp.exp(jnp.where(pos, logq, 0.0)) * safe_v, 0.0), axis=-1)
+
+
+def _top_mass_mask(logp: jax.Array, mass: float | jax.Array) -> jax.Array:
+    """The smallest set of most-probable behaviors holding at least ``mass`` of a distribution.
+
+    Behaviors are ranked by probability, ties by index (stable sort); behavior ``y`` is in the
+    set when the mass ranked strictly before it is below ``mass``. Zero-mass behaviors are never in
+    it. ``logp`` needs to be normalized.
+    """
+    order = jnp.argsort(-logp, axis=-1, stable=True)
+    sorted_p = jnp.exp(jnp.take_along_axis(logp, order, axis=-1))
+    before = jnp.cumsum(sorted_p, axis=-1) - sorted_p
+    keep_sorted = (before < mass) & (sorted_p > 0)
+    inverse = jnp.argsort(order, axis=-1)
+    return jnp.take_along_axis(keep_sorted, inverse, axis=-1)
+
+
+_normalize_jit = jax.jit(_normalize)
+_kl_jit = jax.jit(_kl)
+_entropy_jit = jax.jit(_entropy)
+
+
+# ----------------------------------------------------------------------------- public API
+def normalize(logits: Any) -> jax.Array:
+    r"""Log-softmax over the last axis: $\log p_y = \ell_y - \log\sum_{y'} e^{\ell_{y'}}$.
+
+    ``-inf`` logits stay ``-inf`` (zero mass). Every row needs at least one finite logit.
+
+    >>> import jax.numpy as jnp
+    >>> normalize(jnp.log(jnp.array([1.0, 3.0]))).tolist()  # doctest: +ELLIPSIS
+    [-1.386..., -0.287...]
+    """
+    logits = _checks.logp(logits, "logits", normalized=False)
+    return _normalize_jit(logits)
+
+
+def kl(logq: Any, logp: Any) -> jax.Array:
+    r"""Kullback–Leibler divergence $\mathrm{KL}(q\|p)=\sum_y q(y)\,[\log q(y)-\log p(y)]$ in nats.
+
+    Reduces the last axis; leading axes broadcast. ``0·log 0 = 0``: behaviors with ``q(y) = 0``
+    contribute nothing. The result is ``+inf`` when ``q`` puts mass where ``p`` has none
+    (``q(y) > 0 = p(y)``). Both arguments must be normalized log-distributions.
+
+    >>> import jax.numpy as jnp
+    >>> float(kl(jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.5, 0.5]))))
+    0.0
+    """
+    logq = _checks.logp(logq, "logq")
+    logp = _checks.logp(logp, "logp")
+    _checks.same_last_axis("logq", logq, "logp", logp)
+    dtype = _checks._float_dtype(logq, logp)
+    return _kl_jit(logq.astype(dtype), logp.astype(dtype))
+
+
+def entropy(logp: Any) -> jax.Array:
+    r"""Shannon entropy $H(p) = -\sum_y p(y)\log p(y)$ in nats over the last axis (``0·log 0 = 0``).
+
+    >>> import jax.numpy as jnp
+    >>> round(float(entropy(jnp.log(jnp.array([0.25] * 4)))), 6)  # log 4
+    1.386294
+    """
+    logp = _checks.logp(logp, "logp")
+    return _entropy_jit(logp)
+
+
+@partial(jax.jit, static_argnames=("num_samples",))
+def _sample(key: jax.Array, logp: jax.Array, num_samples: int) -> jax.Array:
+    shape = (num_samples, *logp.shape[:-1])
+    draws = jax.random.categorical(key, logp, axis=-1, shape=shape)
+    return jnp.moveaxis(draws, 0, -1)
+
+
+def sample(key: jax.Array, logp: Any, num_samples: int) -> jax.Array:
+    """Draw ``num_samples`` i.i.d. behavior indices from each distribution in ``logp``.
+
+    Returns an int array of shape ``(*logp.shape[:-1], num_samples)``. Deterministic given
+    ``key`` (a ``jax.random.key``). Behaviors with ``-inf`` log-probability are never drawn.
+
+    >>> import jax, jax.numpy as jnp
+    >>> sample(jax.random.key(0), jnp.log(jnp.array([0.0, 1.0])), 3).tolist()
+    [1, 1, 1]
+    """
+    key = _checks.key(key)
+    logp = _checks.logp(logp, "logp")
+    num_samples = _checks.integer(num_samples, "num_samples", minimum=1)
+    return _sample(key, logp, num_samples)
+
+
+@partial(jax.jit, static_argnames=("greedy", "top_k", "use_top_p"))
+def _decode(logp, temperature, top_k, top_p, *, greedy, use_top_p):
+    if greedy:
+        best = jnp.max(logp, axis=-1, keepdims=True)
+        logits = jnp.where(logp == best, 0.0, -jnp.inf)
+    else:
+        logits = logp / temperature
+    logits = _normalize(logits)
+    if top_k is not None:
+        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+        logits = _normalize(jnp.where(logits >= kth, logits, -jnp.inf))
+    if use_top_p:
+        logits = _normalize(jnp.where(_top_mass_mask(logits, top_p), logits, -jnp.inf))
+    return logits
+
+
+def decode(
+    logp: Any,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> jax.Array:
+    r"""The exact distribution a decoding rule samples from, as normalized log-probabilities.
+
+    Applied in the usual order (temperature, then top-k, then top-p), each step renormalizing:
+
+    * temperature ``T > 0``: $q \propto p^{1/T}$ (a Gibbs tilt with energy $-\log p$);
+      ``T = 0`` is greedy decoding, the uniform distribution over the most probable behaviors;
+    * ``top_k``: keep behaviors whose probability is at least the ``k``-th largest (ties at the
+      ``k``-th value are all kept); ``top_k >= n`` keeps everything;
+    * ``top_p`` in (0, 1]: keep the smallest set of most-probable behaviors whose mass reaches
+      ``top_p`` (ties ranked by index).
+
+    Decoding never leaves the support of ``p``. ``logp`` may be unnormalized logits.
+
+    >>> import jax.numpy as jnp
+    >>> decode(jnp.log(jnp.array([0.5, 0.3, 0.2])), top_k=1).tolist()
+    [0.0, -inf, -inf]
+    """
+    logp = _checks.logp(logp, "logp", normalized=False)
+    t = _checks.scalar(temperature, "temperature")
+    if not (t >= 0 and t < float("inf")):
+        raise ValueError(f"`temperature` must be finite and >= 0 (0 = greedy), got {t!r}.")
+    k = None
+    if top_k is not None:
+        k = min(_checks.integer(top_k, "top_k", minimum=1), logp.shape[-1])
+    p = 1.0
+    if top_p is not None:
+        p = _checks.probability_half_open(top_p, "top_p")
+    return _decode(logp, t, k, p, greedy=(t == 0.0), use_top_p=top_p is not None and p < 1.0)

@@ -1,0 +1,379 @@
+r"""Free energy, Gibbs tilts and KL-constrained reweighting on a flat behavior space.
+
+Conventions (THEORY.md §1): energy $U$ (low is good; RL uses $U = -r$), temperature $\beta > 0$,
+natural logarithms.
+
+* free energy $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$;
+* Gibbs tilt $q^*_\beta(y) = p_0(y)\,e^{-U(y)/\beta} / Z_\beta$,
+  $Z_\beta = \sum_y p_0(y)\,e^{-U(y)/\beta}$, and $\min_q F_\beta[q] = -\beta\log Z_\beta$.
+
+``beta`` broadcasts against the *batch* shape (all axes but the last): ``gibbs(logp0, energy,
+jnp.array([0.1, 1.0]))`` with a ``(n,)`` base returns a ``(2, n)`` family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks
+from .distributions import _expect, _kl, _normalize
+
+__all__ = [
+    "gibbs",
+    "log_partition",
+    "free_energy",
+    "implied_energy",
+    "tilt_for_kl",
+    "frontier",
+]
+
+
+# ----------------------------------------------------------------------------- kernels (no checks)
+def _tilt_logits(logp0: jax.Array, energy: jax.Array, beta: jax.Array) -> jax.Array:
+    """log p0 - U/beta with the conventions -inf - x = -inf and -(+inf)/beta = -inf."""
+    scaled = jnp.where(energy == jnp.inf, jnp.inf, energy / beta[..., None])
+    return jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
+
+
+def _log_partition(logp0, energy, beta):
+    return jax.nn.logsumexp(_tilt_logits(logp0, energy, beta), axis=-1)
+
+
+def _gibbs(logp0, energy, beta):
+    return _normalize(_tilt_logits(logp0, energy, beta))
+
+
+def _free_energy(logq, logp0, energy, beta):
+    return _expect(logq, energy) + beta * _kl(logq, logp0)
+
+
+_log_partition_jit = jax.jit(_log_partition)
+_gibbs_jit = jax.jit(_gibbs)
+_free_energy_jit = jax.jit(_free_energy)
+
+
+def _prepare(logp0, energy, beta, *, energy_name="energy", sign=1):
+    """Validate (logp0, energy, beta) and bring them to one float dtype."""
+    logp0 = _checks.logp(logp0, "logp0")
+    energy = _checks.energy(energy, energy_name, sign=sign)
+    if energy.ndim == 0:
+        energy = energy[None]
+    shape = _checks.broadcast("logp0", logp0, energy_name, energy)
+    beta = _checks.positive(beta, "beta")
+    try:
+        jnp.broadcast_shapes(beta.shape, shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"`beta` has shape {tuple(beta.shape)}, which does not broadcast against the batch "
+            f"shape {shape[:-1]} of `logp0`/`{energy_name}` (all axes but the behaviors); "
+            "give a scalar, or add trailing axes to `beta`."
+        ) from None
+    dtype = _checks._float_dtype(logp0, energy, beta)
+    return logp0.astype(dtype), energy.astype(dtype), beta.astype(dtype)
+
+
+def _check_some_mass(log_z: jax.Array) -> None:
+    if not _checks.is_traced(log_z) and bool(jnp.any(log_z == -jnp.inf)):
+        raise ValueError(
+            "`energy` is +inf on every behavior that `logp0` supports, so the tilt has no mass "
+            "(Z = 0). Leave at least one behavior of supp(p0) with a finite energy."
+        )
+
+
+# ----------------------------------------------------------------------------- public API
+def log_partition(logp0: Any, energy: Any, beta: Any) -> jax.Array:
+    r"""Log partition function $\log Z_\beta = \log\sum_y p_0(y)\,e^{-U(y)/\beta}$.
+
+    ``-inf`` in ``logp0`` and ``+inf`` in ``energy`` both contribute zero; ``-inf`` is returned
+    when every behavior is excluded. ``-beta * log_partition(...)`` is the minimal free energy.
+
+    >>> import jax.numpy as jnp
+    >>> float(log_partition(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, jnp.inf]), 1.0))
+    -0.6931471...
+    """
+    logp0, energy, beta = _prepare(logp0, energy, beta)
+    return _log_partition_jit(logp0, energy, beta)
+
+
+def gibbs(logp0: Any, energy: Any, beta: Any) -> jax.Array:
+    r"""Gibbs tilt $\log q^*_\beta = \log p_0 - U/\beta - \log Z_\beta$ (normalized log-probs).
+
+    The minimizer of $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$. ``energy = +inf``
+    excludes a behavior; behaviors outside ``supp(p0)`` stay at ``-inf`` for every finite energy
+    (support preservation). For RL with reward ``r`` pass ``energy = -r``.
+
+    >>> import jax.numpy as jnp
+    >>> gibbs(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, jnp.log(3.0)]), 1.0).tolist()
+    [-0.2876..., -1.3862...]
+    """
+    logp0, energy, beta = _prepare(logp0, energy, beta)
+    out = _gibbs_jit(logp0, energy, beta)
+    if not _checks.is_traced(out):
+        _check_some_mass(_log_partition_jit(logp0, energy, beta))
+    return out
+
+
+def free_energy(logq: Any, logp0: Any, energy: Any, beta: Any) -> jax.Array:
+    r"""Free energy $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$.
+
+    ``+inf`` when ``q`` puts mass on a behavior with infinite energy or outside ``supp(p0)``.
+    By the Gibbs variational principle it is at least ``-beta * log_partition(logp0, energy,
+    beta)``, with equality exactly at ``q = gibbs(logp0, energy, beta)``.
+    """
+    logq = _checks.logp(logq, "logq")
+    logp0, energy, beta = _prepare(logp0, energy, beta)
+    _checks.same_last_axis("logq", logq, "logp0", logp0)
+    dtype = _checks._float_dtype(logq, logp0)
+    return _free_energy_jit(logq.astype(dtype), logp0, energy, beta)
+
+
+@jax.jit
+def _implied(logq, logp0, beta):
+    b = beta[..., None]
+    q_pos = logq > -jnp.inf
+    p_pos = logp0 > -jnp.inf
+    finite = q_pos & p_pos
+    value = -b * (jnp.where(finite, logq, 0.0) - jnp.where(finite, logp0, 0.0))
+    energy = jnp.where(finite, value, jnp.where(q_pos, -jnp.inf, jnp.inf))
+    return energy, q_pos & ~p_pos
+
+
+def implied_energy(logq: Any, logp0: Any, beta: Any, *, return_singular: bool = False):
+    r"""Implied energy (implicit reward up to sign) of a model: $U_q = -\beta\log(q/p_0)$.
+
+    Defined up to an additive constant; the constant chosen here is zero, so that
+    ``gibbs(logp0, implied_energy(logq, logp0, beta), beta) == logq`` whenever
+    ``supp(q) ⊆ supp(p0)`` (THEORY.md T7). The cases at the edge of the supports:
+
+    * ``q(y) = 0``: ``+inf`` (the behavior is excluded), whatever ``p0(y)`` is;
+    * ``q(y) > 0 = p0(y)``: the **singular** case. The energy diverges to ``-inf`` — no finite
+      energy, so no reweighting of ``p0``, puts mass there. It is reported as ``-inf``, never NaN;
+      with ``return_singular=True`` the call returns ``(energy, singular_mask)``.
+
+    The implicit reward of DPO is ``-implied_energy(logq, logp0, beta)``.
+    """
+    logq = _checks.logp(logq, "logq")
+    logp0 = _checks.logp(logp0, "logp0")
+    shape = _checks.same_last_axis("logq", logq, "logp0", logp0)
+    beta = _checks.positive(beta, "beta")
+    try:
+        jnp.broadcast_shapes(beta.shape, shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"`beta` has shape {tuple(beta.shape)}, which does not broadcast against the batch "
+            f"shape {shape[:-1]}; give a scalar or add trailing axes."
+        ) from None
+    dtype = _checks._float_dtype(logq, logp0, beta)
+    energy, singular = _implied(logq.astype(dtype), logp0.astype(dtype), beta.astype(dtype))
+    return (energy, singular) if return_singular else energy
+
+
+def frontier(logp0: Any, reward: Any, betas: Any) -> tuple[jax.Array, jax.Array]:
+    r"""The reward–KL frontier of the Gibbs family $q_\beta \propto p_0\,e^{r/\beta}$.
+
+    Returns ``(expected_reward, kl)`` with $\mathbb{E}_{q_\beta}[r]$ and
+    $\mathrm{KL}(q_\beta\|p_0)$ for every ``beta`` in ``betas`` (shape: ``betas`` broadcast
+    against the batch shape). Both increase as ``beta`` decreases (THEORY.md T4); each point is
+    the best expected reward reachable at its KL.
+    """
+    logp0, energy, betas = _prepare(logp0, -_checks.energy(reward, "reward", sign=-1), betas,
+                                    energy_name="reward")
+    return _frontier(logp0, energy, betas)
+
+
+@jax.jit
+def _frontier(logp0, energy, betas):
+    logq = _gibbs(logp0, energy, betas)
+    return -_expect(logq, energy), _kl(logq, logp0)
+
+
+# ----------------------------------------------------------------------------- tilt_for_kl
+_MAX_BRACKET_STEPS = 64
+_MAX_NEWTON_STEPS = 100
+
+
+def _moments(lp, rc, lam):
+    """(log Z, E_q[rc], Var_q[rc]) for q ∝ p' e^{lam rc}; shifted sums in one fused pass."""
+    logits = jnp.where(lp == -jnp.inf, -jnp.inf, lp + lam * rc)
+    m = jnp.max(logits)
+    w = jnp.exp(logits - m)
+    s0 = jnp.sum(w)
+    mean = jnp.sum(w * rc) / s0
+    var = jnp.sum(w * jnp.square(rc - mean)) / s0
+    return m + jnp.log(s0), mean, var
+
+
+def _solve_row(lp, rc, eps, active, rtol):
+    """Find s = log(lambda) with KL(q_lambda || p') = eps, for one row.
+
+    KL(lambda) = lambda E_q[rc] - log Z(lambda) is increasing in lambda with
+    dKL/ds = lambda^2 Var_q(rc). Bracket by doubling steps in s from the small-lambda guess
+    lambda0 = sqrt(2 eps / Var_p'), then safeguarded Newton (Newton in s, bisection when Newton
+    leaves the bracket).
+    """
+    dtype = lp.dtype
+    tiny = jnp.finfo(dtype).eps
+
+    def f(s):
+        lam = jnp.exp(s)
+        log_z, mean, var = _moments(lp, rc, lam)
+        return lam * mean - log_z - eps, lam * lam * var
+
+    _, _, var0 = _moments(lp, rc, jnp.zeros((), dtype))
+    s0 = 0.5 * jnp.log(2.0 * eps / jnp.where(var0 > 0, var0, 1.0))
+    f0, _ = f(s0)
+    direction = jnp.where(f0 < 0, 1.0, -1.0).astype(dtype)
+
+    def bracket_cond(c):
+        a, b, fb, step, it = c
+        return active & (jnp.sign(fb) == jnp.sign(f0)) & (fb != 0) & (it < _MAX_BRACKET_STEPS)
+
+    def bracket_body(c):
+        a, b, fb, step, it = c
+        step = 2.0 * step
+        nb = s0 + direction * step
+        fnb, _ = f(nb)
+        return b, nb, fnb, step, it + 1
+
+    a, b, fb, _, _ = jax.lax.while_loop(
+        bracket_cond, bracket_body, (s0, s0, f0, jnp.asarray(0.5, dtype), 0)
+    )
+    lo = jnp.where(direction > 0, a, b)
+    hi = jnp.where(direction > 0, b, a)
+
+    def newton_cond(c):
+        lo, hi, s, fs, ds, it = c
+        scale = jnp.maximum(1.0, jnp.abs(s))
+        return (
+            active
+            & (jnp.abs(fs) > rtol * eps)
+            & (hi - lo > 4 * tiny * scale)
+            & (it < _MAX_NEWTON_STEPS)
+        )
+
+    def newton_body(c):
+        lo, hi, s, fs, ds, it = c
+        lo = jnp.where(fs < 0, s, lo)
+        hi = jnp.where(fs > 0, s, hi)
+        newton = s - fs / jnp.where(ds > 0, ds, 1.0)
+        ok = (ds > 0) & (newton > lo) & (newton < hi)
+        s_new = jnp.where(ok, newton, 0.5 * (lo + hi))
+        f_new, d_new = f(s_new)
+        return lo, hi, s_new, f_new, d_new, it + 1
+
+    s_start = jnp.where(jnp.sign(fb) == 0, b, 0.5 * (lo + hi))
+    f_start, d_start = f(s_start)
+    _, _, s, _, _, _ = jax.lax.while_loop(
+        newton_cond, newton_body, (lo, hi, s_start, f_start, d_start, 0)
+    )
+    return s
+
+
+@jax.jit
+def _tilt_for_kl(logp0, reward, kl_budget):
+    """Batched solver over rows of (logp0, reward) with per-row budgets; see tilt_for_kl."""
+    dtype = logp0.dtype
+    rtol = jnp.asarray(1e-9 if dtype == jnp.float64 else 1e-6, dtype)
+
+    def row(lp0, r, eps):
+        feasible = (lp0 > -jnp.inf) & (r > -jnp.inf)
+        log_mass_f = jax.nn.logsumexp(jnp.where(feasible, lp0, -jnp.inf))
+        kl_min = -log_mass_f
+        lp = jnp.where(feasible, lp0 - log_mass_f, -jnp.inf)
+        r_f = jnp.where(feasible, r, 0.0)
+        rmax = jnp.max(jnp.where(feasible, r, -jnp.inf))
+        top = feasible & (r == rmax)
+        kl_max = -jax.nn.logsumexp(jnp.where(top, lp, -jnp.inf))
+        mean0 = jnp.sum(jnp.where(feasible, jnp.exp(lp) * r_f, 0.0))
+        rc = jnp.where(feasible, r_f - mean0, 0.0)
+        eps_f = eps - kl_min
+        is_limit = eps_f >= kl_max
+        is_base = (eps_f <= 0) & ~is_limit
+        active = ~is_limit & ~is_base
+        eps_solve = jnp.where(active, eps_f, 1.0)
+        s = _solve_row(lp, rc, eps_solve, active, rtol)
+        lam = jnp.exp(s)
+        tilted = _normalize(jnp.where(feasible, lp + lam * rc, -jnp.inf))
+        limit = _normalize(jnp.where(top, lp, -jnp.inf))
+        logq = jnp.where(is_limit, limit, jnp.where(is_base, lp, tilted))
+        beta = jnp.where(is_limit, 0.0, jnp.where(is_base, jnp.inf, 1.0 / lam)).astype(dtype)
+        return logq, beta, kl_min
+
+    n = logp0.shape[-1]
+    batch = logp0.shape[:-1]
+    logq, beta, kl_min = jax.vmap(row)(
+        logp0.reshape(-1, n), reward.reshape(-1, n), kl_budget.reshape(-1)
+    )
+    return logq.reshape(*batch, n), beta.reshape(batch), kl_min.reshape(batch)
+
+
+def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax.Array]:
+    r"""The KL-constrained optimum: $\max_q \mathbb{E}_q[r]$ subject to $\mathrm{KL}(q\|p_0)\le\varepsilon$.
+
+    By Lagrangian duality the answer is a Gibbs tilt $q_\beta \propto p_0\,e^{r/\beta}$ whose KL
+    equals the budget (THEORY.md T4). This solves the one-dimensional dual exactly: it brackets
+    $\lambda = 1/\beta$ and refines it by safeguarded Newton steps in $\log\lambda$
+    ($d\mathrm{KL}/d\log\lambda = \lambda^2\,\mathrm{Var}_{q_\lambda}(r)$), to a relative KL error
+    below 1e-6 in float64 (in float32 to float32 rounding of the KL itself).
+
+    Returns ``(logq, beta)``. Edge cases:
+
+    * ``kl_budget`` at least the KL of the **reward-maximizing limit** $q_\infty = p_0(\cdot \mid
+      \arg\max r)$, i.e. $\varepsilon \ge -\log p_0(\arg\max r)$: returns that limit and
+      ``beta = 0`` (no finite temperature is needed; the constraint is slack).
+    * ``kl_budget = 0`` (or a reward constant on ``supp(p0)``): returns ``p0`` (``beta = inf``,
+      or the limit with ``beta = 0`` if the reward is constant).
+    * ``reward = -inf`` excludes behaviors; excluding mass ``m`` costs ``-log(1 - m)`` of KL up
+      front, and a budget below that is infeasible (ValueError).
+
+    ``logp0`` is ``(..., n)``; ``reward`` broadcasts against it; ``kl_budget`` is a scalar or
+    broadcasts against the batch shape.
+    """
+    logp0 = _checks.logp(logp0, "logp0")
+    reward = _checks.energy(reward, "reward", sign=-1)
+    if reward.ndim == 0:
+        reward = reward[None]
+    shape = _checks.broadcast("logp0", logp0, "reward", reward)
+    budget = _checks.to_array(kl_budget, "kl_budget")
+    if not _checks.is_traced(budget):
+        v = np.asarray(budget)
+        if v.size == 0 or not np.all(np.isfinite(v)) or np.any(v < 0):
+            raise ValueError(
+                f"`kl_budget` must be finite and >= 0 (nats), got {kl_budget!r}."
+            )
+    try:
+        budget_shape = jnp.broadcast_shapes(budget.shape, shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"`kl_budget` has shape {tuple(budget.shape)}, which does not broadcast against the "
+            f"batch shape {shape[:-1]}; give a scalar or one budget per row."
+        ) from None
+    full = (*budget_shape, shape[-1])
+    dtype = _checks._float_dtype(logp0, reward, budget)
+    lp0 = jnp.broadcast_to(logp0.astype(dtype), full)
+    r = jnp.broadcast_to(reward.astype(dtype), full)
+    eps = jnp.broadcast_to(budget.astype(dtype), budget_shape)
+    if not _checks.is_traced(lp0, r):
+        feasible = (lp0 > -jnp.inf) & (r > -jnp.inf)
+        if not bool(jnp.all(jnp.any(feasible, axis=-1))):
+            raise ValueError(
+                "`reward` is -inf on every behavior that `logp0` supports: every q with finite "
+                "KL has expected reward -inf. Give some behavior of supp(p0) a finite reward."
+            )
+    logq, beta, kl_min = _tilt_for_kl(lp0, r, eps)
+    if not _checks.is_traced(logq):
+        slack = np.asarray(eps) - np.asarray(kl_min)
+        tol = 1e-6 * np.maximum(np.asarray(kl_min), 1e-12)
+        if np.any(slack < -tol):
+            i = int(np.argmin(slack.ravel()))
+            raise ValueError(
+                f"`kl_budget` = {float(np.asarray(eps).ravel()[i]):.6g} is infeasible: excluding "
+                f"the behaviors with reward -inf alone costs KL = "
+                f"{float(np.asarray(kl_min).ravel()[i]):.6g}. Raise the budget above it or give "
+                "those behaviors a finite reward."
+            )
+    return logq, beta

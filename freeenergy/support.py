@@ -1,0 +1,347 @@
+r"""Accessible support, pass@k, regimes, and the elicitation-vs-creation diagnosis.
+
+Operational definitions (ours; THEORY.md §2):
+
+* reach probability of a behavior (or set) with probability $p$ under a budget of $N$ samples:
+  $\rho_N = 1 - (1-p)^N$, computed as ``-expm1(N * log1p(-p))`` (with ``log(-expm1(log p))``
+  for $p$ near one);
+* accessible support $A_{N,c}(p) = \{y : \rho_N(y) \ge c\}$, confidence $c$ (default 0.5);
+* regimes relative to $p_0$ at budget $N$: **basin** (accessible and in the nucleus, the smallest
+  set of most-probable behaviors holding ``basin_mass`` = 0.9 of the mass), **tail** (accessible,
+  outside the nucleus), **barrier** (in ``supp(p0)``, not accessible), **singular** (outside
+  ``supp(p0)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks
+from .distributions import _kl, _top_mass_mask
+
+__all__ = [
+    "reach_probability",
+    "accessible_support",
+    "pass_at_k",
+    "pass_at_k_estimate",
+    "Regime",
+    "regimes",
+    "regime_profile",
+    "Diagnosis",
+    "diagnose",
+]
+
+
+# ----------------------------------------------------------------------------- kernels
+def _log1mexp(logp: jax.Array) -> jax.Array:
+    """log(1 - e^logp) for logp <= 0, accurate on both sides of log 2 (Mächler 2012)."""
+    near_one = logp > -math.log(2.0)
+    a = jnp.where(near_one, logp, -1.0)
+    b = jnp.where(near_one, -1.0, logp)
+    return jnp.where(near_one, jnp.log(-jnp.expm1(a)), jnp.log1p(-jnp.exp(b)))
+
+
+def _reach(logp: jax.Array, budget: jax.Array) -> jax.Array:
+    log_miss = _log1mexp(jnp.minimum(logp, 0.0))
+    return -jnp.expm1(budget * log_miss)
+
+
+def _accessible(logp, budget, confidence):
+    return _reach(logp, budget[..., None]) >= confidence
+
+
+def _log_set_mass(logp: jax.Array, mask: jax.Array) -> jax.Array:
+    return jax.nn.logsumexp(jnp.where(mask, logp, -jnp.inf), axis=-1)
+
+
+_reach_jit = jax.jit(_reach)
+_accessible_jit = jax.jit(_accessible)
+
+
+@jax.jit
+def _pass_at_k(logp, correct, k):
+    return _reach(_log_set_mass(logp, correct), k)
+
+
+def _budget(budget: Any, batch_shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    b = _checks.at_least_one(budget, "budget")
+    try:
+        jnp.broadcast_shapes(b.shape, batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"`budget` has shape {tuple(b.shape)}, which does not broadcast against the batch "
+            f"shape {batch_shape}; give a scalar or one budget per row."
+        ) from None
+    return b.astype(dtype)
+
+
+# ----------------------------------------------------------------------------- public API
+def reach_probability(logp: Any, budget: Any) -> jax.Array:
+    r"""Probability that ``budget`` i.i.d. samples hit a behavior (or set): $1-(1-p)^N$.
+
+    ``logp`` holds log-probabilities of behaviors or sets (any shape, each at most 0; ``-inf``
+    gives 0); ``budget`` ($N \ge 1$) broadcasts against it elementwise. Computed in log space as
+    ``-expm1(N * log(1 - p))``, accurate for $p$ down to ``exp(-1e4)`` and up to one.
+
+    >>> round(float(reach_probability(jnp.log(0.5), 2)), 6)
+    0.75
+    """
+    logp = _checks.logp(logp, "logp", normalized=False, min_ndim=0)
+    if not _checks.is_traced(logp) and bool(jnp.any(logp > _checks.NORMALIZATION_ATOL)):
+        raise ValueError(
+            f"`logp` must be at most 0 (a probability at most 1), got max {float(jnp.max(logp))}."
+        )
+    budget = _checks.at_least_one(budget, "budget")
+    _checks.broadcast("logp", logp, "budget", budget)
+    dtype = _checks._float_dtype(logp, budget)
+    return _reach_jit(logp.astype(dtype), budget.astype(dtype))
+
+
+def accessible_support(logp: Any, budget: Any, confidence: float = 0.5) -> jax.Array:
+    r"""Accessible support $A_{N,c}(p) = \{y : 1-(1-p(y))^N \ge c\}$ as a boolean mask.
+
+    Equivalently $p(y) \ge 1-(1-c)^{1/N}$: the behaviors a budget of $N$ samples produces with
+    probability at least $c$. Monotone in $N$ and in $c$ (T9); the strict support is $N\to\infty$.
+    ``budget`` is a scalar or broadcasts against the batch shape of ``logp`` (normalized).
+    """
+    logp = _checks.logp(logp, "logp")
+    c = _checks.probability_open(confidence, "confidence")
+    budget = _budget(budget, logp.shape[:-1], logp.dtype)
+    return _accessible_jit(logp, budget, c)
+
+
+def pass_at_k(logp: Any, correct: Any, k: Any) -> jax.Array:
+    r"""Exact pass@k: $1 - (1 - q(\mathcal{C}))^k$ with $q(\mathcal{C})$ the mass on ``correct``.
+
+    ``correct`` is a boolean mask over the behaviors (broadcasts against ``logp``); ``k`` (whole
+    numbers >= 1) broadcasts against the batch shape, e.g. ``k = jnp.array([1, 10, 100])`` with a
+    single ``(n,)`` distribution gives three values. Equals ``reach_probability`` of the correct
+    set (T9).
+    """
+    logp = _checks.logp(logp, "logp")
+    correct = _checks.mask(correct, "correct")
+    shape = _checks.same_last_axis("logp", logp, "correct", correct)
+    k = _checks.at_least_one(k, "k", integer=True)
+    try:
+        jnp.broadcast_shapes(k.shape, shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"`k` has shape {tuple(k.shape)}, which does not broadcast against the batch shape "
+            f"{shape[:-1]}; give a scalar, or add trailing axes to `k`."
+        ) from None
+    return _pass_at_k(logp, correct, k.astype(logp.dtype))
+
+
+def _estimate_one(n: int, c: int, k: int) -> float:
+    if n - c < k:
+        return 1.0
+    # 1 - C(n-c, k) / C(n, k) = 1 - prod_{i=n-c+1}^{n} (1 - k / i), summed in log space.
+    i = np.arange(n - c + 1, n + 1, dtype=np.float64)
+    return float(-np.expm1(np.sum(np.log1p(-k / i))))
+
+
+def pass_at_k_estimate(n: Any, c: Any, k: Any) -> jax.Array:
+    r"""Unbiased pass@k estimator from ``n`` samples with ``c`` correct: $1-\binom{n-c}{k}/\binom{n}{k}$.
+
+    (Chen et al. 2021; Yue et al. 2025.) Computed in float64 as
+    $1-\prod_{i=n-c+1}^{n}(1-k/i)$ in log space, so it is exact to rounding for any ``n``.
+    Requires whole numbers with ``n >= 1``, ``0 <= c <= n`` and ``1 <= k <= n``; arguments
+    broadcast. Its expectation over ``c ~ Binomial(n, p)`` is exactly $1-(1-p)^k$.
+    """
+    arrays = {}
+    for name, value in (("n", n), ("c", c), ("k", k)):
+        a = np.asarray(value)
+        if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer)
+                                   or np.issubdtype(a.dtype, np.floating)):
+            raise TypeError(f"`{name}` must be whole numbers, got {value!r}.")
+        if a.size == 0:
+            raise ValueError(f"`{name}` is empty; give at least one value.")
+        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+            raise ValueError(f"`{name}` must be whole numbers, got {value!r}.")
+        arrays[name] = a.astype(np.int64)
+    try:
+        nn, cc, kk = np.broadcast_arrays(arrays["n"], arrays["c"], arrays["k"])
+    except ValueError:
+        raise ValueError(
+            f"`n`, `c` and `k` must broadcast, got shapes {arrays['n'].shape}, "
+            f"{arrays['c'].shape} and {arrays['k'].shape}."
+        ) from None
+    if np.any(nn < 1):
+        raise ValueError(f"`n` (samples drawn) must be >= 1, got {int(nn.min())}.")
+    if np.any(cc < 0) or np.any(cc > nn):
+        i = int(np.argmax(((cc < 0) | (cc > nn)).ravel()))
+        raise ValueError(
+            f"`c` (correct samples) must satisfy 0 <= c <= n, got c = {int(cc.ravel()[i])} with "
+            f"n = {int(nn.ravel()[i])}."
+        )
+    if np.any(kk < 1) or np.any(kk > nn):
+        i = int(np.argmax(((kk < 1) | (kk > nn)).ravel()))
+        raise ValueError(
+            f"`k` must satisfy 1 <= k <= n (the estimator needs n >= k samples), got "
+            f"k = {int(kk.ravel()[i])} with n = {int(nn.ravel()[i])}."
+        )
+    out = np.array(
+        [_estimate_one(int(a), int(b), int(d)) for a, b, d in zip(nn.ravel(), cc.ravel(),
+                                                                    kk.ravel(), strict=True)],
+        dtype=np.float64,
+    ).reshape(nn.shape)
+    return jnp.asarray(out)
+
+
+class Regime(enum.IntEnum):
+    """Regime of a behavior relative to a reference ``p0`` and a budget (THEORY.md §2)."""
+
+    BASIN = 0
+    TAIL = 1
+    BARRIER = 2
+    SINGULAR = 3
+
+
+@jax.jit
+def _regimes(logp0, budget, confidence, basin_mass):
+    accessible = _accessible(logp0, budget, confidence)
+    nucleus = _top_mass_mask(logp0, basin_mass)
+    support = logp0 > -jnp.inf
+    return jnp.where(
+        ~support,
+        int(Regime.SINGULAR),
+        jnp.where(
+            accessible,
+            jnp.where(nucleus, int(Regime.BASIN), int(Regime.TAIL)),
+            int(Regime.BARRIER),
+        ),
+    ).astype(jnp.int32)
+
+
+def _regime_args(logp0, budget, confidence, basin_mass):
+    logp0 = _checks.logp(logp0, "logp0")
+    c = _checks.probability_open(confidence, "confidence")
+    m = _checks.probability_half_open(basin_mass, "basin_mass")
+    budget = _budget(budget, logp0.shape[:-1], logp0.dtype)
+    return logp0, budget, c, m
+
+
+def regimes(logp0: Any, budget: Any, confidence: float = 0.5, basin_mass: float = 0.9):
+    """Per-behavior regime codes (``int32``, values of ``Regime``) of ``p0`` at ``budget``.
+
+    * ``Regime.BASIN``: accessible ($\\rho_N \\ge c$) and in the nucleus — the smallest set of
+      most-probable behaviors holding ``basin_mass`` of the mass (ties ranked by index);
+    * ``Regime.TAIL``: accessible, outside the nucleus;
+    * ``Regime.BARRIER``: ``p0 > 0`` but not accessible at this budget;
+    * ``Regime.SINGULAR``: ``p0 = 0`` (outside the support; no reweighting reaches it).
+    """
+    return _regimes(*_regime_args(logp0, budget, confidence, basin_mass))
+
+
+def regime_profile(
+    logp0: Any,
+    target: Any,
+    budget: Any,
+    confidence: float = 0.5,
+    basin_mass: float = 0.9,
+) -> jax.Array:
+    """Mass of a target in each regime of ``p0``: an array ``(..., 4)`` indexed by ``Regime``.
+
+    ``target`` is either a normalized log-distribution over the behaviors (its mass in each
+    regime is returned) or a boolean mask, read as the uniform distribution over the masked
+    behaviors — i.e. the fraction of the target set in each regime. The four entries sum to one.
+    """
+    logp0, budget, c, m = _regime_args(logp0, budget, confidence, basin_mass)
+    if isinstance(target, (jax.Array, np.ndarray)) and target.dtype == bool:
+        t = _checks.mask(target, "target")
+        if not _checks.is_traced(t) and not bool(jnp.all(jnp.any(t, axis=-1))):
+            raise ValueError("`target` mask selects no behavior on some row; select at least one.")
+        logt = jnp.where(t, 0.0, -jnp.inf).astype(logp0.dtype)
+        logt = logt - jax.nn.logsumexp(logt, axis=-1, keepdims=True)
+    else:
+        logt = _checks.logp(target, "target")
+    _checks.same_last_axis("logp0", logp0, "target", logt)
+    return _profile(logp0, logt.astype(logp0.dtype), budget, c, m)
+
+
+@jax.jit
+def _profile(logp0, logt, budget, confidence, basin_mass):
+    codes = _regimes(logp0, budget, confidence, basin_mass)
+    t = jnp.exp(logt)
+    return jnp.stack([jnp.sum(jnp.where(codes == r, t, 0.0), axis=-1) for r in Regime], axis=-1)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    """Elicitation-vs-creation report of a post-training step ``p0 -> q`` at a budget.
+
+    Fields (arrays with the batch shape of the inputs):
+
+    * ``elicited_mass`` — q-mass on $A_N(p_0)$ (moved within what was already accessible);
+    * ``created_mass`` — q-mass on $\\mathrm{supp}(p_0) \\setminus A_N(p_0)$ (barrier mass);
+    * ``singular_mass`` — q-mass outside $\\mathrm{supp}(p_0)$ (new support);
+    * ``gained`` / ``lost`` — numbers of behaviors entering / leaving the accessible support
+      ($|A_N(q)\\setminus A_N(p_0)|$, $|A_N(p_0)\\setminus A_N(q)|$);
+    * ``accessible_before`` / ``accessible_after`` — $|A_N(p_0)|$, $|A_N(q)|$;
+    * ``kl`` — $\\mathrm{KL}(q\\|p_0)$, ``+inf`` when singular.
+
+    ``verdict``: ``"new-support"`` if ``singular_mass > 0``, else ``"creation"`` if
+    ``gained > 0``, else ``"elicitation"`` (a string, or a NumPy array of strings when batched).
+    """
+
+    elicited_mass: jax.Array
+    created_mass: jax.Array
+    singular_mass: jax.Array
+    gained: jax.Array
+    lost: jax.Array
+    accessible_before: jax.Array
+    accessible_after: jax.Array
+    kl: jax.Array
+
+    @property
+    def verdict(self):
+        singular = np.asarray(self.singular_mass) > 0
+        gained = np.asarray(self.gained) > 0
+        out = np.where(singular, "new-support", np.where(gained, "creation", "elicitation"))
+        return str(out) if out.ndim == 0 else out
+
+
+@jax.jit
+def _diagnose(logp0, logq, budget, confidence):
+    a0 = _accessible(logp0, budget, confidence)
+    aq = _accessible(logq, budget, confidence)
+    support = logp0 > -jnp.inf
+    q = jnp.exp(logq)
+
+    def mass(mask):
+        return jnp.sum(jnp.where(mask, q, 0.0), axis=-1)
+
+    return Diagnosis(
+        elicited_mass=mass(a0),
+        created_mass=mass(support & ~a0),
+        singular_mass=mass(~support),
+        gained=jnp.sum(aq & ~a0, axis=-1),
+        lost=jnp.sum(a0 & ~aq, axis=-1),
+        accessible_before=jnp.sum(a0, axis=-1),
+        accessible_after=jnp.sum(aq, axis=-1),
+        kl=_kl(logq, logp0),
+    )
+
+
+def diagnose(logp0: Any, logq: Any, budget: Any, confidence: float = 0.5) -> Diagnosis:
+    """Diagnose a post-training step ``p0 -> q`` at ``budget``: elicitation, creation or new support.
+
+    See ``Diagnosis`` for the fields. Choose ``budget`` as the largest budget you evaluate at
+    (e.g. the largest ``k`` of your pass@k): at too small a budget, ordinary RL on rare but
+    sampled behaviors looks like creation (THEORY.md §2).
+    """
+    logp0 = _checks.logp(logp0, "logp0")
+    logq = _checks.logp(logq, "logq")
+    shape = _checks.same_last_axis("logp0", logp0, "logq", logq)
+    c = _checks.probability_open(confidence, "confidence")
+    dtype = _checks._float_dtype(logp0, logq)
+    budget = _budget(budget, shape[:-1], dtype)
+    return _diagnose(logp0.astype(dtype), logq.astype(dtype), budget, c)
