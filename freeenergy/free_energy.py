@@ -39,12 +39,38 @@ def _tilt_logits(logp0: jax.Array, energy: jax.Array, beta: jax.Array) -> jax.Ar
     return jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
 
 
+def _energy_floor(logp0: jax.Array, energy: jax.Array) -> jax.Array:
+    """min U over the behaviors with p0 > 0 and U < inf (keepdims); 0 when there are none."""
+    live = (logp0 > -jnp.inf) & (energy < jnp.inf)
+    floor = jnp.min(jnp.where(live, energy, jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(floor < jnp.inf, floor, 0.0)
+
+
+def _shifted_tilt_logits(logp0, energy, beta):
+    """(log p0 - (U - U_min)/beta, U_min): the tilt logits shifted so the best live one is finite.
+
+    (U - U_min)/beta >= 0 can only overflow to +inf (zero mass, the correct small-beta limit),
+    never to -inf, so no beta produces inf - inf. log Z = logsumexp(logits) - U_min/beta.
+    """
+    floor = _energy_floor(logp0, energy)
+    excess = energy - floor
+    # excess == 0 is set explicitly so a subnormal beta (flushed to zero by XLA) gives 0, not 0/0.
+    scaled = jnp.where(
+        energy == jnp.inf,
+        jnp.inf,
+        jnp.where(excess == 0, 0.0, excess / beta[..., None]),
+    )
+    logits = jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
+    return logits, floor[..., 0]
+
+
 def _log_partition(logp0, energy, beta):
-    return jax.nn.logsumexp(_tilt_logits(logp0, energy, beta), axis=-1)
+    logits, floor = _shifted_tilt_logits(logp0, energy, beta)
+    return jax.nn.logsumexp(logits, axis=-1) - jnp.where(floor == 0, 0.0, floor / beta)
 
 
 def _gibbs(logp0, energy, beta):
-    return _normalize(_tilt_logits(logp0, energy, beta))
+    return _normalize(_shifted_tilt_logits(logp0, energy, beta)[0])
 
 
 def _free_energy(logq, logp0, energy, beta):
@@ -56,31 +82,37 @@ _gibbs_jit = jax.jit(_gibbs)
 _free_energy_jit = jax.jit(_free_energy)
 
 
-def _prepare(logp0, energy, beta, *, energy_name="energy", sign=1):
+def _prepare(logp0, energy, beta, *, energy_name="energy", beta_name="beta", sign=1):
     """Validate (logp0, energy, beta) and bring them to one float dtype."""
     logp0 = _checks.logp(logp0, "logp0")
     energy = _checks.energy(energy, energy_name, sign=sign)
     if energy.ndim == 0:
         energy = energy[None]
     shape = _checks.broadcast("logp0", logp0, energy_name, energy)
-    beta = _checks.positive(beta, "beta")
+    beta = _checks.positive(beta, beta_name)
     try:
         jnp.broadcast_shapes(beta.shape, shape[:-1])
     except ValueError:
         raise ValueError(
-            f"`beta` has shape {tuple(beta.shape)}, which does not broadcast against the batch "
-            f"shape {shape[:-1]} of `logp0`/`{energy_name}` (all axes but the behaviors); "
-            "give a scalar, or add trailing axes to `beta`."
+            f"`{beta_name}` has shape {tuple(beta.shape)}, which does not broadcast against the "
+            f"batch shape {shape[:-1]} of `logp0`/`{energy_name}` (all axes but the behaviors); "
+            f"give a scalar, or add trailing axes to `{beta_name}`."
         ) from None
     dtype = _checks._float_dtype(logp0, energy, beta)
     return logp0.astype(dtype), energy.astype(dtype), beta.astype(dtype)
 
 
-def _check_some_mass(log_z: jax.Array) -> None:
-    if not _checks.is_traced(log_z) and bool(jnp.any(log_z == -jnp.inf)):
+def _check_some_mass(logp0: jax.Array, energy: jax.Array, name: str = "energy") -> None:
+    """Raise when some row has U = +inf on all of supp(p0) (Z = 0: the tilt has no mass)."""
+    if _checks.is_traced(logp0, energy):
+        return
+    p0, u = np.asarray(logp0), np.asarray(energy)
+    live = np.any((p0 > -np.inf) & (u < np.inf), axis=-1)
+    if not np.all(live):
+        what = "-inf" if name == "reward" else "+inf"
         raise ValueError(
-            "`energy` is +inf on every behavior that `logp0` supports, so the tilt has no mass "
-            "(Z = 0). Leave at least one behavior of supp(p0) with a finite energy."
+            f"`{name}` is {what} on every behavior that `logp0` supports, so the tilt has no "
+            f"mass (Z = 0). Leave at least one behavior of supp(p0) with a finite {name}."
         )
 
 
@@ -111,10 +143,8 @@ def gibbs(logp0: Any, energy: Any, beta: Any) -> jax.Array:
     [-0.2876..., -1.3862...]
     """
     logp0, energy, beta = _prepare(logp0, energy, beta)
-    out = _gibbs_jit(logp0, energy, beta)
-    if not _checks.is_traced(out):
-        _check_some_mass(_log_partition_jit(logp0, energy, beta))
-    return out
+    _check_some_mass(logp0, energy)
+    return _gibbs_jit(logp0, energy, beta)
 
 
 def free_energy(logq: Any, logp0: Any, energy: Any, beta: Any) -> jax.Array:
@@ -123,10 +153,27 @@ def free_energy(logq: Any, logp0: Any, energy: Any, beta: Any) -> jax.Array:
     ``+inf`` when ``q`` puts mass on a behavior with infinite energy or outside ``supp(p0)``.
     By the Gibbs variational principle it is at least ``-beta * log_partition(logp0, energy,
     beta)``, with equality exactly at ``q = gibbs(logp0, energy, beta)``.
+
+    >>> import jax.numpy as jnp
+    >>> logp0, energy = jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0])
+    >>> q = gibbs(logp0, energy, 1.0)
+    >>> round(float(free_energy(q, logp0, energy, 1.0)), 5)  # the minimum, -log Z
+    0.37989
+    >>> round(float(-log_partition(logp0, energy, 1.0)), 5)
+    0.37989
     """
     logq = _checks.logp(logq, "logq")
     logp0, energy, beta = _prepare(logp0, energy, beta)
     _checks.same_last_axis("logq", logq, "logp0", logp0)
+    _checks.broadcast("logq", logq, "energy", energy)
+    shape = jnp.broadcast_shapes(logq.shape, logp0.shape, energy.shape)
+    try:
+        jnp.broadcast_shapes(beta.shape, shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"`beta` has shape {tuple(beta.shape)}, which does not broadcast against the batch "
+            f"shape {shape[:-1]} of `logq`; give a scalar, or add trailing axes to `beta`."
+        ) from None
     dtype = _checks._float_dtype(logq, logp0)
     return _free_energy_jit(logq.astype(dtype), logp0, energy, beta)
 
@@ -155,6 +202,15 @@ def implied_energy(logq: Any, logp0: Any, beta: Any, *, return_singular: bool = 
       with ``return_singular=True`` the call returns ``(energy, singular_mask)``.
 
     The implicit reward of DPO is ``-implied_energy(logq, logp0, beta)``.
+
+    >>> import jax.numpy as jnp
+    >>> logp0 = jnp.log(jnp.array([0.5, 0.5]))
+    >>> [round(u, 4) for u in implied_energy(jnp.log(jnp.array([0.8, 0.2])), logp0, 1.0).tolist()]
+    [-0.47, 0.9163]
+    >>> energy, singular = implied_energy(logp0, jnp.array([0.0, -jnp.inf]), 1.0,
+    ...                                   return_singular=True)
+    >>> energy.tolist(), singular.tolist()
+    ([0.693..., -inf], [False, True])
     """
     logq = _checks.logp(logq, "logq")
     logp0 = _checks.logp(logp0, "logp0")
@@ -179,9 +235,17 @@ def frontier(logp0: Any, reward: Any, betas: Any) -> tuple[jax.Array, jax.Array]
     $\mathrm{KL}(q_\beta\|p_0)$ for every ``beta`` in ``betas`` (shape: ``betas`` broadcast
     against the batch shape). Both increase as ``beta`` decreases (THEORY.md T4); each point is
     the best expected reward reachable at its KL.
+
+    >>> import jax.numpy as jnp
+    >>> expected, divergence = frontier(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0]),
+    ...                                 jnp.array([10.0, 1.0, 0.1]))
+    >>> [round(x, 3) for x in expected.tolist()], [round(x, 3) for x in divergence.tolist()]
+    ([0.525, 0.731, 1.0], [0.001, 0.111, 0.693])
     """
-    logp0, energy, betas = _prepare(logp0, -_checks.energy(reward, "reward", sign=-1), betas,
-                                    energy_name="reward")
+    reward = _checks.energy(reward, "reward", sign=-1)
+    logp0, energy, betas = _prepare(logp0, -reward, betas, energy_name="reward",
+                                    beta_name="betas")
+    _check_some_mass(logp0, energy, "reward")
     return _frontier(logp0, energy, betas)
 
 
@@ -196,79 +260,90 @@ _MAX_BRACKET_STEPS = 64
 _MAX_NEWTON_STEPS = 100
 
 
-def _moments(lp, rc, lam):
-    """(log Z, E_q[rc], Var_q[rc]) for q ∝ p' e^{lam rc}; shifted sums in one fused pass."""
-    logits = jnp.where(lp == -jnp.inf, -jnp.inf, lp + lam * rc)
-    m = jnp.max(logits)
+def _moments(lp, rc, lam, center):
+    """Per row: (log Z, E_q[rc], Var_q[rc]) for q ∝ p' e^{lam rc}, in one fused pass.
+
+    ``lp``, ``rc``: ``(B, n)``; ``lam``, ``center``: ``(B,)``. The sums are taken around
+    ``center`` (the previous mean), so the variance E[(rc-c)^2] - (E[rc]-c)^2 does not cancel.
+    """
+    logits = jnp.where(lp == -jnp.inf, -jnp.inf, lp + lam[:, None] * rc)
+    m = jnp.max(logits, axis=-1, keepdims=True)
     w = jnp.exp(logits - m)
-    s0 = jnp.sum(w)
-    mean = jnp.sum(w * rc) / s0
-    var = jnp.sum(w * jnp.square(rc - mean)) / s0
-    return m + jnp.log(s0), mean, var
+    d = rc - center[:, None]
+    s0 = jnp.sum(w, axis=-1)
+    s1 = jnp.sum(w * d, axis=-1) / s0
+    s2 = jnp.sum(w * d * d, axis=-1) / s0
+    return m[:, 0] + jnp.log(s0), center + s1, jnp.maximum(s2 - s1 * s1, 0.0)
 
 
-def _solve_row(lp, rc, eps, active, rtol):
-    """Find s = log(lambda) with KL(q_lambda || p') = eps, for one row.
+def _solve(lp, rc, eps, active, rtol):
+    """Find s = log(lambda) with KL(q_lambda || p') = eps for every active row.
 
     KL(lambda) = lambda E_q[rc] - log Z(lambda) is increasing in lambda with
     dKL/ds = lambda^2 Var_q(rc). Bracket by doubling steps in s from the small-lambda guess
     lambda0 = sqrt(2 eps / Var_p'), then safeguarded Newton (Newton in s, bisection when Newton
-    leaves the bracket).
+    leaves the bracket). Rows are solved together (no vmap of while loops, which XLA runs
+    several times slower); finished rows are frozen with ``where``.
     """
     dtype = lp.dtype
     tiny = jnp.finfo(dtype).eps
+    zeros = jnp.zeros_like(eps)
 
-    def f(s):
+    def f(s, center):
         lam = jnp.exp(s)
-        log_z, mean, var = _moments(lp, rc, lam)
-        return lam * mean - log_z - eps, lam * lam * var
+        log_z, mean, var = _moments(lp, rc, lam, center)
+        return lam * mean - log_z - eps, lam * lam * var, mean
 
-    _, _, var0 = _moments(lp, rc, jnp.zeros((), dtype))
+    _, _, var0 = _moments(lp, rc, zeros, zeros)
     s0 = 0.5 * jnp.log(2.0 * eps / jnp.where(var0 > 0, var0, 1.0))
-    f0, _ = f(s0)
+    f0, _, c0 = f(s0, zeros)
     direction = jnp.where(f0 < 0, 1.0, -1.0).astype(dtype)
 
+    def searching(fb):
+        return active & (jnp.sign(fb) == jnp.sign(f0)) & (fb != 0)
+
     def bracket_cond(c):
-        a, b, fb, step, it = c
-        return active & (jnp.sign(fb) == jnp.sign(f0)) & (fb != 0) & (it < _MAX_BRACKET_STEPS)
+        return jnp.any(searching(c[2])) & (c[5] < _MAX_BRACKET_STEPS)
 
     def bracket_body(c):
-        a, b, fb, step, it = c
-        step = 2.0 * step
+        a, b, fb, cb, step, it = c
+        go = searching(fb)
+        step = jnp.where(go, 2.0 * step, step)
         nb = s0 + direction * step
-        fnb, _ = f(nb)
-        return b, nb, fnb, step, it + 1
+        fnb, _, cnb = f(nb, cb)
+        return (jnp.where(go, b, a), jnp.where(go, nb, b), jnp.where(go, fnb, fb),
+                jnp.where(go, cnb, cb), step, it + 1)
 
-    a, b, fb, _, _ = jax.lax.while_loop(
-        bracket_cond, bracket_body, (s0, s0, f0, jnp.asarray(0.5, dtype), 0)
+    a, b, fb, cb, _, _ = jax.lax.while_loop(
+        bracket_cond, bracket_body, (s0, s0, f0, c0, jnp.full_like(eps, 0.5), 0)
     )
     lo = jnp.where(direction > 0, a, b)
     hi = jnp.where(direction > 0, b, a)
 
-    def newton_cond(c):
-        lo, hi, s, fs, ds, it = c
+    def refining(lo, hi, s, fs):
         scale = jnp.maximum(1.0, jnp.abs(s))
-        return (
-            active
-            & (jnp.abs(fs) > rtol * eps)
-            & (hi - lo > 4 * tiny * scale)
-            & (it < _MAX_NEWTON_STEPS)
-        )
+        return active & (jnp.abs(fs) > rtol * eps) & (hi - lo > 4 * tiny * scale)
+
+    def newton_cond(c):
+        lo, hi, s, fs, ds, cs, it = c
+        return jnp.any(refining(lo, hi, s, fs)) & (it < _MAX_NEWTON_STEPS)
 
     def newton_body(c):
-        lo, hi, s, fs, ds, it = c
-        lo = jnp.where(fs < 0, s, lo)
-        hi = jnp.where(fs > 0, s, hi)
+        lo, hi, s, fs, ds, cs, it = c
+        go = refining(lo, hi, s, fs)
+        lo = jnp.where(go & (fs < 0), s, lo)
+        hi = jnp.where(go & (fs > 0), s, hi)
         newton = s - fs / jnp.where(ds > 0, ds, 1.0)
         ok = (ds > 0) & (newton > lo) & (newton < hi)
-        s_new = jnp.where(ok, newton, 0.5 * (lo + hi))
-        f_new, d_new = f(s_new)
-        return lo, hi, s_new, f_new, d_new, it + 1
+        s_new = jnp.where(go, jnp.where(ok, newton, 0.5 * (lo + hi)), s)
+        f_new, d_new, c_new = f(s_new, cs)
+        return (lo, hi, s_new, jnp.where(go, f_new, fs), jnp.where(go, d_new, ds),
+                jnp.where(go, c_new, cs), it + 1)
 
-    s_start = jnp.where(jnp.sign(fb) == 0, b, 0.5 * (lo + hi))
-    f_start, d_start = f(s_start)
-    _, _, s, _, _, _ = jax.lax.while_loop(
-        newton_cond, newton_body, (lo, hi, s_start, f_start, d_start, 0)
+    s_start = jnp.where(fb == 0, b, 0.5 * (lo + hi))
+    f_start, d_start, c_start = f(s_start, cb)
+    _, _, s, _, _, _, _ = jax.lax.while_loop(
+        newton_cond, newton_body, (lo, hi, s_start, f_start, d_start, c_start, 0)
     )
     return s
 
@@ -278,41 +353,40 @@ def _tilt_for_kl(logp0, reward, kl_budget):
     """Batched solver over rows of (logp0, reward) with per-row budgets; see tilt_for_kl."""
     dtype = logp0.dtype
     rtol = jnp.asarray(1e-9 if dtype == jnp.float64 else 1e-6, dtype)
-
-    def row(lp0, r, eps):
-        feasible = (lp0 > -jnp.inf) & (r > -jnp.inf)
-        log_mass_f = jax.nn.logsumexp(jnp.where(feasible, lp0, -jnp.inf))
-        kl_min = -log_mass_f
-        lp = jnp.where(feasible, lp0 - log_mass_f, -jnp.inf)
-        r_f = jnp.where(feasible, r, 0.0)
-        rmax = jnp.max(jnp.where(feasible, r, -jnp.inf))
-        top = feasible & (r == rmax)
-        kl_max = -jax.nn.logsumexp(jnp.where(top, lp, -jnp.inf))
-        mean0 = jnp.sum(jnp.where(feasible, jnp.exp(lp) * r_f, 0.0))
-        rc = jnp.where(feasible, r_f - mean0, 0.0)
-        eps_f = eps - kl_min
-        is_limit = eps_f >= kl_max
-        is_base = (eps_f <= 0) & ~is_limit
-        active = ~is_limit & ~is_base
-        eps_solve = jnp.where(active, eps_f, 1.0)
-        s = _solve_row(lp, rc, eps_solve, active, rtol)
-        lam = jnp.exp(s)
-        tilted = _normalize(jnp.where(feasible, lp + lam * rc, -jnp.inf))
-        limit = _normalize(jnp.where(top, lp, -jnp.inf))
-        logq = jnp.where(is_limit, limit, jnp.where(is_base, lp, tilted))
-        beta = jnp.where(is_limit, 0.0, jnp.where(is_base, jnp.inf, 1.0 / lam)).astype(dtype)
-        return logq, beta, kl_min
-
     n = logp0.shape[-1]
     batch = logp0.shape[:-1]
-    logq, beta, kl_min = jax.vmap(row)(
-        logp0.reshape(-1, n), reward.reshape(-1, n), kl_budget.reshape(-1)
-    )
+    lp0 = logp0.reshape(-1, n)
+    r = reward.reshape(-1, n)
+    eps = kl_budget.reshape(-1)
+
+    def lse(x):
+        return jax.nn.logsumexp(x, axis=-1, keepdims=True)
+
+    feasible = (lp0 > -jnp.inf) & (r > -jnp.inf)
+    log_mass_f = lse(jnp.where(feasible, lp0, -jnp.inf))
+    kl_min = -log_mass_f[:, 0]
+    lp = jnp.where(feasible, lp0 - log_mass_f, -jnp.inf)
+    r_f = jnp.where(feasible, r, 0.0)
+    rmax = jnp.max(jnp.where(feasible, r, -jnp.inf), axis=-1, keepdims=True)
+    top = feasible & (r == rmax)
+    kl_max = -lse(jnp.where(top, lp, -jnp.inf))[:, 0]
+    mean0 = jnp.sum(jnp.where(feasible, jnp.exp(lp) * r_f, 0.0), axis=-1, keepdims=True)
+    rc = jnp.where(feasible, r_f - mean0, 0.0)
+    eps_f = eps - kl_min
+    is_limit = eps_f >= kl_max
+    is_base = (eps_f <= 0) & ~is_limit
+    active = ~is_limit & ~is_base
+    s = _solve(lp, rc, jnp.where(active, eps_f, 1.0), active, rtol)
+    lam = jnp.exp(s)
+    tilted = _normalize(jnp.where(feasible, lp + lam[:, None] * rc, -jnp.inf))
+    limit = _normalize(jnp.where(top, lp, -jnp.inf))
+    logq = jnp.where(is_limit[:, None], limit, jnp.where(is_base[:, None], lp, tilted))
+    beta = jnp.where(is_limit, 0.0, jnp.where(is_base, jnp.inf, 1.0 / lam)).astype(dtype)
     return logq.reshape(*batch, n), beta.reshape(batch), kl_min.reshape(batch)
 
 
 def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax.Array]:
-    r"""The KL-constrained optimum: $\max_q \mathbb{E}_q[r]$ subject to $\mathrm{KL}(q\|p_0)\le\varepsilon$.
+    r"""The KL-constrained optimum: $\max_q \mathbb{E}_q[r]$, $\mathrm{KL}(q\|p_0)\le\varepsilon$.
 
     By Lagrangian duality the answer is a Gibbs tilt $q_\beta \propto p_0\,e^{r/\beta}$ whose KL
     equals the budget (THEORY.md T4). This solves the one-dimensional dual exactly: it brackets
@@ -332,6 +406,16 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
 
     ``logp0`` is ``(..., n)``; ``reward`` broadcasts against it; ``kl_budget`` is a scalar or
     broadcasts against the batch shape.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import kl
+    >>> logp0, reward = jnp.log(jnp.array([0.5, 0.25, 0.25])), jnp.array([0.0, 0.0, 1.0])
+    >>> logq, beta = tilt_for_kl(logp0, reward, 0.1)
+    >>> round(float(kl(logq, logp0)), 5)
+    0.1
+    >>> logq, beta = tilt_for_kl(logp0, reward, 2.0)  # above log 4: the limit, beta = 0
+    >>> logq.tolist(), float(beta)
+    ([-inf, -inf, 0.0], 0.0)
     """
     logp0 = _checks.logp(logp0, "logp0")
     reward = _checks.energy(reward, "reward", sign=-1)
@@ -358,8 +442,8 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     r = jnp.broadcast_to(reward.astype(dtype), full)
     eps = jnp.broadcast_to(budget.astype(dtype), budget_shape)
     if not _checks.is_traced(lp0, r):
-        feasible = (lp0 > -jnp.inf) & (r > -jnp.inf)
-        if not bool(jnp.all(jnp.any(feasible, axis=-1))):
+        feasible = (np.asarray(lp0) > -np.inf) & (np.asarray(r) > -np.inf)
+        if not np.all(np.any(feasible, axis=-1)):
             raise ValueError(
                 "`reward` is -inf on every behavior that `logp0` supports: every q with finite "
                 "KL has expected reward -inf. Give some behavior of supp(p0) a finite reward."
