@@ -94,9 +94,12 @@ def np_tilt_for_kl(logp0: np.ndarray, reward: np.ndarray, eps: float) -> tuple[n
 def _row(name, n, public, kernel, numpy):
     ratio = numpy / public
     kratio = numpy / kernel
-    print(f"{name:14s} n={n:>9.0e}  jax public {public * 1e3:9.2f} ms   jax kernel "
-          f"{kernel * 1e3:9.2f} ms   numpy {numpy * 1e3:9.2f} ms   numpy/jax: public "
-          f"{ratio:5.2f}x kernel {kratio:5.2f}x", flush=True)
+    print(
+        f"{name:14s} n={n:>9.0e}  jax public {public * 1e3:9.2f} ms   jax kernel "
+        f"{kernel * 1e3:9.2f} ms   numpy {numpy * 1e3:9.2f} ms   numpy/jax: public "
+        f"{ratio:5.2f}x kernel {kratio:5.2f}x",
+        flush=True,
+    )
 
 
 def main(quick: bool = False) -> None:
@@ -129,16 +132,22 @@ def main(quick: bool = False) -> None:
         logq, beta_found = fe.tilt_for_kl(logp0, reward, eps)
         achieved = float(fe.kl(logq, logp0))
         if n <= 10**7:
-            k_np = median_time(lambda: np_tilt_for_kl(logp0_np, -energy_np, eps), repeat=r,
-                               warmup=0)
+            k_np = median_time(
+                lambda: np_tilt_for_kl(logp0_np, -energy_np, eps), repeat=r, warmup=0
+            )
             np_logq, np_beta = np_tilt_for_kl(logp0_np, -energy_np, eps)
-            print(f"{'tilt_for_kl':14s} n={n:>9.0e}  jax public {k_pub * 1e3:9.2f} ms   "
-                  f"numpy {k_np * 1e3:9.2f} ms   numpy/jax {k_np / k_pub:5.2f}x   "
-                  f"= {k_pub / g_pub:4.1f} gibbs calls (goal < 30)   KL {achieved:.6f} "
-                  f"(budget {eps}); beta jax {float(beta_found):.6f} numpy {np_beta:.6f}",
-                  flush=True)
+            print(
+                f"{'tilt_for_kl':14s} n={n:>9.0e}  jax public {k_pub * 1e3:9.2f} ms   "
+                f"numpy {k_np * 1e3:9.2f} ms   numpy/jax {k_np / k_pub:5.2f}x   "
+                f"= {k_pub / g_pub:4.1f} gibbs calls (goal < 30)   KL {achieved:.6f} "
+                f"(budget {eps}); beta jax {float(beta_found):.6f} numpy {np_beta:.6f}",
+                flush=True,
+            )
         else:
-            print(f"{'tilt_for_kl':14s} n={n:>9.0e}  jax public {k_pub * 1e3:9.2f} ms   "
-                  f"= {k_pub / g_pub:4.1f} gibbs calls (goal < 30)   KL {achieved:.6f} "
-                  f"(budget {eps}); numpy solver skipped at this size", flush=True)
+            print(
+                f"{'tilt_for_kl':14s} n={n:>9.0e}  jax public {k_pub * 1e3:9.2f} ms   "
+                f"= {k_pub / g_pub:4.1f} gibbs calls (goal < 30)   KL {achieved:.6f} "
+                f"(budget {eps}); numpy solver skipped at this size",
+                flush=True,
+            )
         del logp0, energy, logq, reward

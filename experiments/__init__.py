@@ -22,6 +22,8 @@ from types import ModuleType
 NAMES: list[str] = [
     "regimes",
     "gibbs_family",
+    "best_of_n",
+    "phase_diagram",
 ]
 
 
@@ -44,7 +46,9 @@ def config_for(name: str, *, tiny: bool = False, overrides: dict | None = None) 
     if overrides:
         unknown = set(overrides) - set(config)
         if unknown:
-            raise ValueError(f"{name}: unknown config keys {sorted(unknown)}; known: {sorted(config)}")
+            raise ValueError(
+                f"{name}: unknown config keys {sorted(unknown)}; known: {sorted(config)}"
+            )
         config.update(overrides)
     return config
 

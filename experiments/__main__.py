@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         "figures/NAME.json (the config, the inputs and the numbers plotted). Outputs are "
         "written atomically. Runs in float64. With no NAME, runs every registered experiment.",
     )
-    parser.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (default: all)")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="experiments to run (default: all)"
+    )
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
     parser.add_argument(

@@ -26,8 +26,12 @@ CONFIG = {
     "show_betas": [10.0, 1.0, 0.3, 0.1],
 }
 
-TINY = {"n": 20, "betas": {"start": -1.0, "stop": 2.0, "num": 13}, "num_random": 20,
-        "kl_budgets": [0.05, 0.3, 100.0]}
+TINY = {
+    "n": 20,
+    "betas": {"start": -1.0, "stop": 2.0, "num": 13},
+    "num_random": 20,
+    "kl_budgets": [0.05, 0.3, 100.0],
+}
 
 
 def run(config: dict, key: jax.Array) -> dict:
@@ -46,15 +50,15 @@ def run(config: dict, key: jax.Array) -> dict:
     local_kl = var0 / (2.0 * betas**2)
 
     budgets = jnp.asarray(config["kl_budgets"])
-    opt_logq, opt_beta = fe.tilt_for_kl(jnp.broadcast_to(logp0, (budgets.size, n)), reward,
-                                        budgets)
+    opt_logq, opt_beta = fe.tilt_for_kl(jnp.broadcast_to(logp0, (budgets.size, n)), reward, budgets)
     opt_kl = fe.kl(opt_logq, logp0)
     opt_reward = jnp.sum(jnp.exp(opt_logq) * reward, axis=-1)
     kl_max = -jnp.log(jnp.sum(jnp.where(reward == jnp.max(reward), p0, 0.0)))
 
     # Random non-Gibbs reweightings of p0: log q = log p0 + s·noise, renormalized.
-    scales = jnp.exp(jax.random.uniform(key_scale, (config["num_random"], 1), minval=-3.0,
-                                        maxval=1.5))
+    scales = jnp.exp(
+        jax.random.uniform(key_scale, (config["num_random"], 1), minval=-3.0, maxval=1.5)
+    )
     noise = jax.random.normal(key_random, (config["num_random"], n))
     random_logq = fe.normalize(logp0 + scales * noise)
     random_kl = fe.kl(random_logq, logp0)
@@ -72,10 +76,17 @@ def run(config: dict, key: jax.Array) -> dict:
         "var_p0": var0,
         "mean_p0": mean0,
         "kl_max": kl_max,
-        "optimum": {"kl_budget": budgets, "beta": opt_beta, "kl": opt_kl,
-                    "expected_reward": opt_reward},
-        "random": {"kl": random_kl, "expected_reward": random_reward,
-                   "frontier_reward": random_frontier},
+        "optimum": {
+            "kl_budget": budgets,
+            "beta": opt_beta,
+            "kl": opt_kl,
+            "expected_reward": opt_reward,
+        },
+        "random": {
+            "kl": random_kl,
+            "expected_reward": random_reward,
+            "frontier_reward": random_frontier,
+        },
         "shown": {"beta": show, "logq": shown},
     }
 
@@ -88,15 +99,28 @@ def plot(result: dict):
     fig, axes = plotting.figure(1, 3, width=4.5, height=3.6)
 
     ax = axes[0]
-    ax.scatter(rnd["kl"], rnd["expected_reward"], s=6, color="0.6", lw=0,
-               label="random reweightings of p0")
-    ax.plot(fr["kl"], fr["expected_reward"], color=plotting.CYCLE[0], lw=2,
-            label="Gibbs family q_β ∝ p0·exp(r/β)")
-    ax.scatter(opt["kl"], opt["expected_reward"], color=plotting.CYCLE[1], zorder=5, s=25,
-               label="tilt_for_kl at each budget")
+    ax.scatter(
+        rnd["kl"], rnd["expected_reward"], s=6, color="0.6", lw=0, label="random reweightings of p0"
+    )
+    ax.plot(
+        fr["kl"],
+        fr["expected_reward"],
+        color=plotting.CYCLE[0],
+        lw=2,
+        label="Gibbs family q_β ∝ p0·exp(r/β)",
+    )
+    ax.scatter(
+        opt["kl"],
+        opt["expected_reward"],
+        color=plotting.CYCLE[1],
+        zorder=5,
+        s=25,
+        label="tilt_for_kl at each budget",
+    )
     ax.axvline(result["kl_max"], color="0.3", ls=":", lw=1)
-    ax.text(result["kl_max"], ax.get_ylim()[0], " KL of the\n reward-max limit", fontsize=8,
-            va="bottom")
+    ax.text(
+        result["kl_max"], ax.get_ylim()[0], " KL of the\n reward-max limit", fontsize=8, va="bottom"
+    )
     ax.set_xscale("log")
     ax.set_xlim(1e-3, None)
     ax.set_xlabel("KL(q || p0)  [nats]")
@@ -107,8 +131,9 @@ def plot(result: dict):
     ax = axes[1]
     beta = np.asarray(fr["beta"])
     ax.loglog(beta, fr["kl"], color=plotting.CYCLE[0], lw=2, label="exact KL(q_β || p0)")
-    ax.loglog(beta, fr["local_kl"], color=plotting.CYCLE[1], ls="--",
-              label="local expansion Var(r)/(2β²)")
+    ax.loglog(
+        beta, fr["local_kl"], color=plotting.CYCLE[1], ls="--", label="local expansion Var(r)/(2β²)"
+    )
     ax.set_xlabel("β")
     ax.set_ylabel("KL  [nats]")
     ax.set_title("large β: a small local reweighting")
@@ -119,8 +144,14 @@ def plot(result: dict):
     order = np.argsort(reward, kind="stable")
     logp0 = np.asarray(cfg["logp0"])
     for b, logq in zip(result["shown"]["beta"], result["shown"]["logq"], strict=True):
-        ax.plot(reward[order], (np.asarray(logq) - logp0)[order], lw=1.5, marker=".", ms=3,
-                label=f"β = {b:g}  (slope 1/β = {1 / b:.3g})")
+        ax.plot(
+            reward[order],
+            (np.asarray(logq) - logp0)[order],
+            lw=1.5,
+            marker=".",
+            ms=3,
+            label=f"β = {b:g}  (slope 1/β = {1 / b:.3g})",
+        )
     ax.set_xlabel("reward r(y)")
     ax.set_ylabel("log q_β(y) / p0(y)")
     ax.set_title("a tilt is a straight line: r/β − log Z")

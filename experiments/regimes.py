@@ -41,8 +41,11 @@ def landscape(n: int, singular_fraction: float, tail_decay: float) -> np.ndarray
     x = (np.arange(n) + 0.5) / n
 
     def bump(mu: float, width: float, mass: float) -> np.ndarray:
-        return (math.log(mass) - 0.5 * ((x - mu) / width) ** 2
-                - math.log(width * math.sqrt(2.0 * math.pi) * n))
+        return (
+            math.log(mass)
+            - 0.5 * ((x - mu) / width) ** 2
+            - math.log(width * math.sqrt(2.0 * math.pi) * n)
+        )
 
     tail = np.where(x > 0.45, math.log(0.12 * tail_decay / n) - tail_decay * (x - 0.45), -np.inf)
     logits = np.logaddexp(np.logaddexp(bump(0.15, 0.02, 0.78), bump(0.38, 0.012, 0.10)), tail)
@@ -131,8 +134,14 @@ def plot(result: dict):
         codes = np.asarray(result["regimes"][str(b)])
         for regime, color in plotting.REGIME_COLORS.items():
             sel = codes == int(regime)
-            ax.scatter(x[sel], np.where(finite, logp0, floor)[sel], color=color, s=7, lw=0,
-                       label=regime.name.lower())
+            ax.scatter(
+                x[sel],
+                np.where(finite, logp0, floor)[sel],
+                color=color,
+                s=7,
+                lw=0,
+                label=regime.name.lower(),
+            )
         t = 1.0 - (1.0 - cfg["confidence"]) ** (1.0 / b)
         ax.axhline(math.log(t), color="grey", lw=0.8, ls=":")
         ax.set_title(f"budget N = {b}")
@@ -145,9 +154,12 @@ def plot(result: dict):
     row = axes[len(axes) // 2 :]
     prof = result["profile"]
     ax = row[0]
-    ax.stackplot(prof["budgets"], np.asarray(prof["mass"]).T,
-                 colors=[plotting.REGIME_COLORS[r] for r in fe.Regime],
-                 labels=[r.name.lower() for r in fe.Regime])
+    ax.stackplot(
+        prof["budgets"],
+        np.asarray(prof["mass"]).T,
+        colors=[plotting.REGIME_COLORS[r] for r in fe.Regime],
+        labels=[r.name.lower() for r in fe.Regime],
+    )
     ax.set_xscale("log")
     ax.set_ylim(0, 1)
     ax.set_xlabel("sampling budget N")
@@ -157,8 +169,13 @@ def plot(result: dict):
     ax = row[1]
     counts = np.asarray(prof["count"])
     for regime in fe.Regime:
-        ax.plot(prof["budgets"], counts[:, int(regime)], color=plotting.REGIME_COLORS[regime],
-                lw=2, label=regime.name.lower())
+        ax.plot(
+            prof["budgets"],
+            counts[:, int(regime)],
+            color=plotting.REGIME_COLORS[regime],
+            lw=2,
+            label=regime.name.lower(),
+        )
     ax.set_xscale("log")
     ax.set_xlabel("sampling budget N")
     ax.set_ylabel("number of behaviors")
@@ -167,22 +184,36 @@ def plot(result: dict):
 
     ax = row[2]
     names = list(result["targets"])
-    fields = [("kl_accessible", f"make accessible at N={cfg['target_budget']}"),
-              ("kl_half", "raise to half the mass"), ("kl_all", "put all mass on it")]
-    finite_vals = [t[f] for t in result["targets"].values() for f, _ in fields
-                   if math.isfinite(t[f])]
+    fields = [
+        ("kl_accessible", f"make accessible at N={cfg['target_budget']}"),
+        ("kl_half", "raise to half the mass"),
+        ("kl_all", "put all mass on it"),
+    ]
+    finite_vals = [
+        t[f] for t in result["targets"].values() for f, _ in fields if math.isfinite(t[f])
+    ]
     cap = max(finite_vals + [1.0]) * 1.2
     width = 0.27
     pos = np.arange(len(names))
     for j, (field, label) in enumerate(fields):
         vals = [result["targets"][k][field] for k in names]
-        bars = ax.bar(pos + (j - 1) * width, [v if math.isfinite(v) else cap for v in vals],
-                      width, label=label, color=plotting.CYCLE[j],
-                      hatch=None)
+        bars = ax.bar(
+            pos + (j - 1) * width,
+            [v if math.isfinite(v) else cap for v in vals],
+            width,
+            label=label,
+            color=plotting.CYCLE[j],
+            hatch=None,
+        )
         for bar, v in zip(bars, vals, strict=True):
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(),
-                    "∞" if not math.isfinite(v) else f"{v:.2g}", ha="center", va="bottom",
-                    fontsize=7)
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                bar.get_height(),
+                "∞" if not math.isfinite(v) else f"{v:.2g}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
     ax.set_xticks(pos, names)
     ax.set_ylim(0, cap * 1.25)
     ax.set_ylabel("least KL(q || p0)  [nats]")

@@ -55,8 +55,7 @@ def test_regimes_target_costs_are_bernoulli_divergences(regimes_result):
     budget = cfg["target_budget"]
     thr = 1 - (1 - cfg["confidence"]) ** (1 / budget)
     assert regimes_result["threshold"] == pytest.approx(thr, rel=1e-12)
-    codes = np.asarray(fe.regimes(jnp.asarray(logp0), budget, cfg["confidence"],
-                                  cfg["basin_mass"]))
+    codes = np.asarray(fe.regimes(jnp.asarray(logp0), budget, cfg["confidence"], cfg["basin_mass"]))
     assert set(regimes_result["targets"]) == {"basin", "tail", "barrier", "singular"}
     for name, t in regimes_result["targets"].items():
         assert fe.Regime(int(codes[t["index"]])).name.lower() == name
@@ -81,8 +80,9 @@ def test_gibbs_family_optimum_is_on_the_frontier(gibbs_result):
     logp0, reward = jnp.asarray(cfg["logp0"]), jnp.asarray(cfg["reward"])
     opt = gibbs_result["optimum"]
     kl_max = gibbs_result["kl_max"]
-    for budget, beta, kl, er in zip(opt["kl_budget"], opt["beta"], opt["kl"],
-                                    opt["expected_reward"], strict=True):
+    for budget, beta, kl, er in zip(
+        opt["kl_budget"], opt["beta"], opt["kl"], opt["expected_reward"], strict=True
+    ):
         if budget < kl_max:
             assert kl == pytest.approx(budget, rel=1e-6)
             f_reward, f_kl = fe.frontier(logp0, reward, beta)
