@@ -102,52 +102,47 @@ def _row(name, n, public, kernel, numpy):
     )
 
 
+def _bench_size(n: int, repeat: int, beta: float = 0.7, eps: float = 0.5) -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=n).astype(np.float32)
+    logp0_np = (logits - np.logaddexp.reduce(logits.astype(np.float64))).astype(np.float32)
+    energy_np = rng.normal(size=n).astype(np.float32)
+    logp0, energy = jnp.asarray(logp0_np), jnp.asarray(energy_np)
+    b = jnp.asarray(beta, jnp.float32)
+
+    t_pub = median_time(lambda: fe.log_partition(logp0, energy, beta), repeat=repeat)
+    t_ker = median_time(lambda: _log_partition_jit(logp0, energy, b), repeat=repeat)
+    t_np = median_time(lambda: np_log_partition(logp0_np, energy_np, beta), repeat=repeat)
+    _row("log_partition", n, t_pub, t_ker, t_np)
+
+    g_pub = median_time(lambda: fe.gibbs(logp0, energy, beta), repeat=repeat)
+    g_ker = median_time(lambda: _gibbs_jit(logp0, energy, b), repeat=repeat)
+    g_np = median_time(lambda: np_gibbs(logp0_np, energy_np, beta), repeat=repeat)
+    _row("gibbs", n, g_pub, g_ker, g_np)
+
+    reward = -energy
+    k_pub = median_time(lambda: fe.tilt_for_kl(logp0, reward, eps), repeat=repeat)
+    logq, beta_found = fe.tilt_for_kl(logp0, reward, eps)
+    achieved = float(fe.kl(logq, logp0))
+    head = f"{'tilt_for_kl':14s} n={n:>9.0e}  jax public {k_pub * 1e3:9.2f} ms   "
+    tail = f"= {k_pub / g_pub:4.1f} gibbs calls (goal < 30)   KL {achieved:.6f} (budget {eps})"
+    if n <= 10**7:
+        k_np = median_time(
+            lambda: np_tilt_for_kl(logp0_np, -energy_np, eps), repeat=repeat, warmup=0
+        )
+        _, np_beta = np_tilt_for_kl(logp0_np, -energy_np, eps)
+        print(
+            f"{head}numpy {k_np * 1e3:9.2f} ms   numpy/jax {k_np / k_pub:5.2f}x   {tail}; "
+            f"beta jax {float(beta_found):.6f} numpy {np_beta:.6f}",
+            flush=True,
+        )
+    else:
+        print(f"{head}{tail}; numpy solver skipped at this size", flush=True)
+
+
 def main(quick: bool = False) -> None:
     sizes = [10**5, 10**6] if quick else [10**5, 10**6, 10**7, 10**8]
     repeat = 3 if quick else 5
-    beta = 0.7
-    print(f"devices: {jax.devices()}  dtype float32  (median of {repeat} runs)")
+    print(f"devices: {jax.devices()}  dtype float32  (median of {repeat} runs; 2 at n = 1e8)")
     for n in sizes:
-        rng = np.random.default_rng(0)
-        logits = rng.normal(size=n).astype(np.float32)
-        logp0_np = (logits - np.logaddexp.reduce(logits.astype(np.float64))).astype(np.float32)
-        energy_np = rng.normal(size=n).astype(np.float32)
-        logp0, energy = jnp.asarray(logp0_np), jnp.asarray(energy_np)
-        b = jnp.asarray(beta, jnp.float32)
-        r = repeat if n < 10**8 else 2
-
-        t_pub = median_time(lambda: fe.log_partition(logp0, energy, beta), repeat=r)
-        t_ker = median_time(lambda: _log_partition_jit(logp0, energy, b), repeat=r)
-        t_np = median_time(lambda: np_log_partition(logp0_np, energy_np, beta), repeat=r)
-        _row("log_partition", n, t_pub, t_ker, t_np)
-
-        g_pub = median_time(lambda: fe.gibbs(logp0, energy, beta), repeat=r)
-        g_ker = median_time(lambda: _gibbs_jit(logp0, energy, b), repeat=r)
-        g_np = median_time(lambda: np_gibbs(logp0_np, energy_np, beta), repeat=r)
-        _row("gibbs", n, g_pub, g_ker, g_np)
-
-        eps = 0.5
-        reward = -energy
-        k_pub = median_time(lambda: fe.tilt_for_kl(logp0, reward, eps), repeat=r)
-        logq, beta_found = fe.tilt_for_kl(logp0, reward, eps)
-        achieved = float(fe.kl(logq, logp0))
-        if n <= 10**7:
-            k_np = median_time(
-                lambda: np_tilt_for_kl(logp0_np, -energy_np, eps), repeat=r, warmup=0
-            )
-            np_logq, np_beta = np_tilt_for_kl(logp0_np, -energy_np, eps)
-            print(
-                f"{'tilt_for_kl':14s} n={n:>9.0e}  jax public {k_pub * 1e3:9.2f} ms   "
-                f"numpy {k_np * 1e3:9.2f} ms   numpy/jax {k_np / k_pub:5.2f}x   "
-                f"= {k_pub / g_pub:4.1f} gibbs calls (goal < 30)   KL {achieved:.6f} "
-                f"(budget {eps}); beta jax {float(beta_found):.6f} numpy {np_beta:.6f}",
-                flush=True,
-            )
-        else:
-            print(
-                f"{'tilt_for_kl':14s} n={n:>9.0e}  jax public {k_pub * 1e3:9.2f} ms   "
-                f"= {k_pub / g_pub:4.1f} gibbs calls (goal < 30)   KL {achieved:.6f} "
-                f"(budget {eps}); numpy solver skipped at this size",
-                flush=True,
-            )
-        del logp0, energy, logq, reward
+        _bench_size(n, repeat if n < 10**8 else 2)
