@@ -24,6 +24,7 @@ NAMES: list[str] = [
     "gibbs_family",
     "best_of_n",
     "phase_diagram",
+    "sequence_barrier",
 ]
 
 
