@@ -36,11 +36,17 @@ NORMALIZATION_ATOL = 1e-4
 
 
 def _float_dtype(*arrays: Any) -> Any:
-    """Common float dtype of the inputs (float32 unless x64 is on and an input is float64)."""
-    dtypes = [jnp.result_type(a) for a in arrays]
-    out = jnp.result_type(*dtypes, jnp.float32) if dtypes else jnp.float32
+    """Common float dtype of the inputs, by JAX promotion (weak types respected), at least float32.
+
+    Python scalars are weakly typed and do not widen: a float32 array with ``beta=0.5`` stays
+    float32 even when x64 is on. Inputs without any float (all integers) get the default float
+    dtype (float64 under x64, else float32).
+    """
+    out = jnp.result_type(*arrays) if arrays else jnp.result_type(float)
     if not jnp.issubdtype(out, jnp.floating):
         out = jnp.result_type(float)
+    elif jnp.finfo(out).bits < 32:
+        out = jnp.dtype(jnp.float32)
     return out
 
 
@@ -62,9 +68,15 @@ def to_array(x: Any, name: str, dtype: Any = None) -> jax.Array:
         raise TypeError(f"`{name}` must be an array of numbers, got {_describe(x)}.")
     if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
         raise TypeError(f"`{name}` must be an array of numbers, got a PRNG key.")
+    if isinstance(x, numbers.Real) and not isinstance(x, (bool, np.generic)):
+        # A Python number: keep it weakly typed (it adopts the dtype of the arrays it meets).
+        try:
+            x = float(x) if dtype is None else x
+        except OverflowError:
+            raise ValueError(f"`{name}` = {_describe(x)} overflows a float.") from None
     try:
         arr = jnp.asarray(x)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise TypeError(
             f"`{name}` must be an array of numbers, got {_describe(x)} ({err})."
         ) from None
@@ -82,19 +94,25 @@ def to_array(x: Any, name: str, dtype: Any = None) -> jax.Array:
     return arr
 
 
-@jax.jit
-def _value_flags(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """(any NaN, any +inf, any -inf, any row that is all -inf) in one fused pass."""
-    nan = jnp.any(jnp.isnan(x))
-    pinf = jnp.any(x == jnp.inf)
-    ninf = jnp.any(x == -jnp.inf)
-    empty_row = jnp.any(jnp.all(x == -jnp.inf, axis=-1))
-    return nan, pinf, ninf, empty_row
+# Value checks run on the host in NumPy: the arrays are concrete here (tracers are skipped), and
+# NumPy needs no compilation per input shape, which for small arrays costs far more than the check.
+def _value_flags(x: Any) -> tuple[bool, bool, bool, bool]:
+    """(any NaN, any +inf, any -inf, any row that is all -inf) of a concrete array (ndim >= 1)."""
+    v = np.asarray(x)
+    ninf_mask = v == -np.inf
+    return (
+        bool(np.isnan(v).any()),
+        bool((v == np.inf).any()),
+        bool(ninf_mask.any()),
+        bool(ninf_mask.all(axis=-1).any()),
+    )
 
 
-@jax.jit
-def _log_mass(x: jax.Array) -> jax.Array:
-    return jax.nn.logsumexp(x, axis=-1)
+def _log_mass(x: Any) -> np.ndarray:
+    """log(sum(exp(x))) over the last axis, in float64 NumPy (rows have a finite entry)."""
+    v = np.asarray(x, dtype=np.float64)
+    m = np.max(v, axis=-1, keepdims=True)
+    return m[..., 0] + np.log(np.sum(np.exp(v - m), axis=-1))
 
 
 def _first_index(mask: np.ndarray) -> tuple[int, ...]:
@@ -108,12 +126,15 @@ def logp(
     normalized: bool = True,
     dtype: Any = None,
     min_ndim: int = 1,
+    rows: bool = True,
 ) -> jax.Array:
     """Validate a log-probability array over the last axis.
 
     ``-inf`` is legal (zero mass). NaN and ``+inf`` are errors; so is a row that is ``-inf``
     everywhere (no distribution), an empty last axis, and, when ``normalized``, a row whose mass
-    is not one within ``NORMALIZATION_ATOL``.
+    is not one within ``NORMALIZATION_ATOL``. With ``rows=False`` the entries are independent
+    log-probabilities (of behaviors or sets), not rows of distributions: an all ``-inf`` array
+    is legal and nothing has to normalize.
     """
     arr = to_array(x, name, dtype)
     if arr.ndim < min_ndim:
@@ -127,20 +148,26 @@ def logp(
         raise ValueError(f"`{name}` is empty (shape {arr.shape}); nothing to compute on.")
     if is_traced(arr):
         return arr
-    nan, pinf, _, empty_row = (bool(v) for v in _value_flags(arr))
+    nan, pinf, _, empty_row = _value_flags(np.asarray(arr).reshape(arr.shape or (1,)))
     if nan:
         idx = _first_index(np.isnan(np.asarray(arr)))
-        raise ValueError(f"`{name}` contains NaN (first at index {idx}); log-probabilities must "
-                         "be real numbers or -inf (zero mass).")
+        raise ValueError(
+            f"`{name}` contains NaN (first at index {idx}); log-probabilities must "
+            "be real numbers or -inf (zero mass)."
+        )
     if pinf:
         idx = _first_index(np.asarray(arr) == np.inf)
-        raise ValueError(f"`{name}` contains +inf (first at index {idx}); a log-probability is "
-                         "at most 0. Use -inf for zero mass.")
-    if arr.ndim >= 1 and empty_row:
-        raise ValueError(f"`{name}` is -inf everywhere on some row: that is no distribution. "
-                         "Give at least one behavior finite log-probability.")
-    if normalized:
-        mass = np.asarray(_log_mass(arr))
+        raise ValueError(
+            f"`{name}` contains +inf (first at index {idx}); a log-probability is "
+            "at most 0. Use -inf for zero mass."
+        )
+    if rows and empty_row:
+        raise ValueError(
+            f"`{name}` is -inf everywhere on some row: that is no distribution. "
+            "Give at least one behavior finite log-probability."
+        )
+    if normalized and rows:
+        mass = _log_mass(arr)
         bad = np.abs(mass) > NORMALIZATION_ATOL
         if np.any(bad):
             worst = float(mass.flat[int(np.argmax(np.abs(mass)))])
@@ -159,19 +186,25 @@ def energy(x: Any, name: str, *, dtype: Any = None, sign: int = 1) -> jax.Array:
         raise ValueError(f"`{name}` is empty (shape {arr.shape}); give one value per behavior.")
     if is_traced(arr):
         return arr
-    nan, pinf, ninf, _ = (bool(v) for v in _value_flags(arr.reshape(1, -1)))
+    nan, pinf, ninf, _ = _value_flags(np.asarray(arr).reshape(1, -1))
     if nan:
         idx = _first_index(np.isnan(np.asarray(arr)).reshape(arr.shape or (1,)))
-        raise ValueError(f"`{name}` contains NaN (first at index {idx}); use "
-                         f"{'+inf' if sign > 0 else '-inf'} to exclude a behavior.")
+        raise ValueError(
+            f"`{name}` contains NaN (first at index {idx}); use "
+            f"{'+inf' if sign > 0 else '-inf'} to exclude a behavior."
+        )
     if sign > 0 and ninf:
-        raise ValueError(f"`{name}` contains -inf: an energy of -inf would carry infinite weight. "
-                         "Energies are real or +inf (+inf excludes a behavior). A -inf energy is "
-                         "what `implied_energy` reports for a singular target (mass where the "
-                         "reference has none), which no tilt of the reference can reach.")
+        raise ValueError(
+            f"`{name}` contains -inf: an energy of -inf would carry infinite weight. "
+            "Energies are real or +inf (+inf excludes a behavior). A -inf energy is "
+            "what `implied_energy` reports for a singular target (mass where the "
+            "reference has none), which no tilt of the reference can reach."
+        )
     if sign < 0 and pinf:
-        raise ValueError(f"`{name}` contains +inf: a reward of +inf would carry infinite weight. "
-                         "Rewards are real or -inf (-inf excludes a behavior).")
+        raise ValueError(
+            f"`{name}` contains +inf: a reward of +inf would carry infinite weight. "
+            "Rewards are real or -inf (-inf excludes a behavior)."
+        )
     return arr
 
 
@@ -270,8 +303,11 @@ def integer(x: Any, name: str, *, minimum: int | None = None) -> int:
         raise TypeError(f"`{name}` must be an integer, got the bool {x!r}.")
     if isinstance(x, numbers.Integral):
         v = int(x)
-    elif isinstance(x, (np.ndarray, jax.Array)) and x.ndim == 0 and not is_traced(x) and (
-        jnp.issubdtype(x.dtype, jnp.integer)
+    elif (
+        isinstance(x, (np.ndarray, jax.Array))
+        and x.ndim == 0
+        and not is_traced(x)
+        and (jnp.issubdtype(x.dtype, jnp.integer))
     ):
         v = int(x)
     elif isinstance(x, float) and x.is_integer():

@@ -25,12 +25,18 @@ def _normalize(logits: jax.Array) -> jax.Array:
 
 
 def _kl(logq: jax.Array, logp: jax.Array) -> jax.Array:
-    """KL(q||p) = sum_y q(y) (log q(y) - log p(y)); +inf where q > 0 = p."""
+    """KL(q||p) = sum_y q(y) (log q(y) - log p(y)); +inf where q > 0 = p.
+
+    ``q(y) > 0`` is read from ``logq > -inf``, not from ``exp(logq) > 0``: a behavior with
+    ``logq = -1e4`` (mass that underflows) where ``p(y) = 0`` still makes the KL ``+inf``.
+    """
     pos = logq > -jnp.inf
-    safe_logq = jnp.where(pos, logq, 0.0)
-    safe_logp = jnp.where(pos, logp, 0.0)
-    terms = jnp.where(pos, jnp.exp(safe_logq) * (safe_logq - safe_logp), 0.0)
-    return jnp.sum(terms, axis=-1)
+    singular = pos & (logp == -jnp.inf)
+    ok = pos & ~singular
+    safe_logq = jnp.where(ok, logq, 0.0)
+    safe_logp = jnp.where(ok, logp, 0.0)
+    terms = jnp.where(ok, jnp.exp(safe_logq) * (safe_logq - safe_logp), 0.0)
+    return jnp.where(jnp.any(singular, axis=-1), jnp.inf, jnp.sum(terms, axis=-1))
 
 
 def _entropy(logp: jax.Array) -> jax.Array:
@@ -40,10 +46,19 @@ def _entropy(logp: jax.Array) -> jax.Array:
 
 
 def _expect(logq: jax.Array, values: jax.Array) -> jax.Array:
-    """E_q[values] with 0 * (+-inf) = 0 where q(y) = 0."""
+    """E_q[values] with 0 * (+-inf) = 0 where q(y) = 0.
+
+    An infinite value where ``q(y) > 0`` (``logq > -inf``, even if ``exp(logq)`` underflows)
+    makes the expectation that infinity. ``values`` must not hold both ``+inf`` and ``-inf`` on
+    the support of ``q``.
+    """
     pos = logq > -jnp.inf
-    safe_v = jnp.where(pos, values, 0.0)
-    return jnp.sum(jnp.where(pos, jnp.exp(jnp.where(pos, logq, 0.0)) * safe_v, 0.0), axis=-1)
+    infinite = pos & jnp.isinf(values)
+    ok = pos & ~infinite
+    safe_v = jnp.where(ok, values, 0.0)
+    finite_part = jnp.sum(jnp.where(ok, jnp.exp(jnp.where(ok, logq, 0.0)) * safe_v, 0.0), axis=-1)
+    inf_part = jnp.sum(jnp.where(infinite, values, 0.0), axis=-1)
+    return jnp.where(jnp.any(infinite, axis=-1), inf_part, finite_part)
 
 
 def _top_mass_mask(logp: jax.Array, mass: float | jax.Array) -> jax.Array:
@@ -127,21 +142,32 @@ def sample(key: jax.Array, logp: Any, num_samples: int) -> jax.Array:
     [1, 1, 1]
     """
     key = _checks.key(key)
+    if key.shape != () and not (key.dtype == jnp.uint32 and key.shape == (2,)):
+        raise TypeError(
+            f"`key` must be a single PRNG key, got an array of keys of shape {tuple(key.shape)}; "
+            "pass one key (use `jax.vmap` over keys for independent batches)."
+        )
     logp = _checks.logp(logp, "logp")
     num_samples = _checks.integer(num_samples, "num_samples", minimum=1)
     return _sample(key, logp, num_samples)
 
 
-@partial(jax.jit, static_argnames=("greedy", "top_k", "use_top_p"))
-def _decode(logp, temperature, top_k, top_p, *, greedy, use_top_p):
+@partial(jax.jit, static_argnames=("greedy", "use_top_k", "use_top_p"))
+def _decode(logp, temperature, top_k, top_p, *, greedy, use_top_k, use_top_p):
+    best = jnp.max(logp, axis=-1, keepdims=True)
     if greedy:
-        best = jnp.max(logp, axis=-1, keepdims=True)
         logits = jnp.where(logp == best, 0.0, -jnp.inf)
     else:
-        logits = logp / temperature
+        # Shift by the maximum first: (logp - max) / T is <= 0, so a tiny T or huge logits
+        # give -inf (zero mass), never inf - inf; the maxima are set to 0 explicitly so that a
+        # subnormal T (flushed to zero by XLA) cannot make them 0 / 0.
+        logits = jnp.where(logp == best, 0.0, (logp - best) / temperature)
     logits = _normalize(logits)
-    if top_k is not None:
-        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+    if use_top_k:
+        # the k-th largest value, with k traced (no recompilation per k): sort ascending and
+        # read position n - k
+        ordered = jnp.sort(logits, axis=-1)
+        kth = jnp.take(ordered, logits.shape[-1] - top_k, axis=-1)[..., None]
         logits = _normalize(jnp.where(logits >= kth, logits, -jnp.inf))
     if use_top_p:
         logits = _normalize(jnp.where(_top_mass_mask(logits, top_p), logits, -jnp.inf))
@@ -181,4 +207,12 @@ def decode(
     p = 1.0
     if top_p is not None:
         p = _checks.probability_half_open(top_p, "top_p")
-    return _decode(logp, t, k, p, greedy=(t == 0.0), use_top_p=top_p is not None and p < 1.0)
+    return _decode(
+        logp,
+        t,
+        k if k is not None else logp.shape[-1],
+        p,
+        greedy=(t == 0.0),
+        use_top_k=k is not None,
+        use_top_p=top_p is not None and p < 1.0,
+    )

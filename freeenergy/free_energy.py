@@ -13,6 +13,7 @@ jnp.array([0.1, 1.0]))`` with a ``(n,)`` base returns a ``(2, n)`` family.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -39,21 +40,33 @@ def _tilt_logits(logp0: jax.Array, energy: jax.Array, beta: jax.Array) -> jax.Ar
     return jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
 
 
-def _energy_floor(logp0: jax.Array, energy: jax.Array) -> jax.Array:
-    """min U over the behaviors with p0 > 0 and U < inf (keepdims); 0 when there are none."""
+def _reference_energy(logp0, energy, beta):
+    """The energy c of the behavior with the largest tilt logit log p0 - U/beta (keepdims).
+
+    Found as the argmax of beta * log p0 - U (no division, so nothing overflows); falls back to
+    the smallest live energy if that product overflowed everywhere, and to 0 when no behavior is
+    live (p0 > 0 and U < inf).
+    """
     live = (logp0 > -jnp.inf) & (energy < jnp.inf)
-    floor = jnp.min(jnp.where(live, energy, jnp.inf), axis=-1, keepdims=True)
-    return jnp.where(floor < jnp.inf, floor, 0.0)
+    score = jnp.where(live, beta[..., None] * logp0 - energy, -jnp.inf)
+    shape = score.shape
+    best = jnp.take_along_axis(
+        jnp.broadcast_to(energy, shape), jnp.argmax(score, axis=-1, keepdims=True), axis=-1
+    )
+    floor = jnp.min(jnp.where(live, jnp.broadcast_to(energy, shape), jnp.inf), -1, keepdims=True)
+    found = jnp.max(score, axis=-1, keepdims=True) > -jnp.inf
+    return jnp.where(found, best, jnp.where(floor < jnp.inf, floor, 0.0))
 
 
 def _shifted_tilt_logits(logp0, energy, beta):
-    """(log p0 - (U - U_min)/beta, U_min): the tilt logits shifted so the best live one is finite.
+    """(log p0 - (U - c)/beta, c) with c the energy of the behavior of largest logit.
 
-    (U - U_min)/beta >= 0 can only overflow to +inf (zero mass, the correct small-beta limit),
-    never to -inf, so no beta produces inf - inf. log Z = logsumexp(logits) - U_min/beta.
+    The logits are then at most log p0 of that behavior (<= 0) and the dominant ones are of the
+    size of log p0 — no overflow of U/beta into inf - inf at any beta, and no loss of digits
+    to a large common offset. log Z = logsumexp(logits) - c/beta.
     """
-    floor = _energy_floor(logp0, energy)
-    excess = energy - floor
+    c = _reference_energy(logp0, energy, beta)
+    excess = energy - c
     # excess == 0 is set explicitly so a subnormal beta (flushed to zero by XLA) gives 0, not 0/0.
     scaled = jnp.where(
         energy == jnp.inf,
@@ -61,12 +74,12 @@ def _shifted_tilt_logits(logp0, energy, beta):
         jnp.where(excess == 0, 0.0, excess / beta[..., None]),
     )
     logits = jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
-    return logits, floor[..., 0]
+    return logits, c[..., 0]
 
 
 def _log_partition(logp0, energy, beta):
-    logits, floor = _shifted_tilt_logits(logp0, energy, beta)
-    return jax.nn.logsumexp(logits, axis=-1) - jnp.where(floor == 0, 0.0, floor / beta)
+    logits, c = _shifted_tilt_logits(logp0, energy, beta)
+    return jax.nn.logsumexp(logits, axis=-1) - jnp.where(c == 0, 0.0, c / beta)
 
 
 def _gibbs(logp0, energy, beta):
@@ -243,8 +256,7 @@ def frontier(logp0: Any, reward: Any, betas: Any) -> tuple[jax.Array, jax.Array]
     ([0.525, 0.731, 1.0], [0.001, 0.111, 0.693])
     """
     reward = _checks.energy(reward, "reward", sign=-1)
-    logp0, energy, betas = _prepare(logp0, -reward, betas, energy_name="reward",
-                                    beta_name="betas")
+    logp0, energy, betas = _prepare(logp0, -reward, betas, energy_name="reward", beta_name="betas")
     _check_some_mass(logp0, energy, "reward")
     return _frontier(logp0, energy, betas)
 
@@ -256,95 +268,81 @@ def _frontier(logp0, energy, betas):
 
 
 # ----------------------------------------------------------------------------- tilt_for_kl
-_MAX_BRACKET_STEPS = 64
-_MAX_NEWTON_STEPS = 100
+_MAX_NEWTON_STEPS = 200
 
 
-def _moments(lp, rc, lam, center):
-    """Per row: (log Z, E_q[rc], Var_q[rc]) for q ∝ p' e^{lam rc}, in one fused pass.
+def _moments(lp, rc, lam):
+    """Per row: (KL(q||p'), Var_q[rc]) for q ∝ p' e^{lam rc}, in two fused passes.
 
-    ``lp``, ``rc``: ``(B, n)``; ``lam``, ``center``: ``(B,)``. The sums are taken around
-    ``center`` (the previous mean), so the variance E[(rc-c)^2] - (E[rc]-c)^2 does not cancel.
+    ``lp``, ``rc``: ``(B, n)`` with ``rc <= 0`` (reward minus its maximum, exact near the top);
+    ``lam``: ``(B,)``. Pass one takes the mean m = E_q[rc] (a same-sign sum, no cancellation);
+    pass two works with d = rc - m: KL = lam E_q[d] - log sum p' e^{lam d} and
+    Var = E[d^2] - E[d]^2. Neither cancels: not at small lam (KL ~ lam^2 Var / 2, where
+    lam E_q[rc] and log Z agree to first order), not at large lam (where both are large).
     """
-    logits = jnp.where(lp == -jnp.inf, -jnp.inf, lp + lam[:, None] * rc)
-    m = jnp.max(logits, axis=-1, keepdims=True)
-    w = jnp.exp(logits - m)
-    d = rc - center[:, None]
-    s0 = jnp.sum(w, axis=-1)
+
+    def weights(x):
+        logits = jnp.where(lp == -jnp.inf, -jnp.inf, lp + lam[:, None] * x)
+        top = jnp.max(logits, axis=-1, keepdims=True)
+        w = jnp.exp(logits - top)
+        return w, jnp.sum(w, axis=-1), top[:, 0]
+
+    w, s0, _ = weights(rc)
+    mean = jnp.sum(w * rc, axis=-1) / s0
+    d = rc - mean[:, None]
+    w, s0, top = weights(d)
     s1 = jnp.sum(w * d, axis=-1) / s0
     s2 = jnp.sum(w * d * d, axis=-1) / s0
-    return m[:, 0] + jnp.log(s0), center + s1, jnp.maximum(s2 - s1 * s1, 0.0)
+    kl = lam * s1 - (top + jnp.log(s0))
+    return kl, jnp.maximum(s2 - s1 * s1, 0.0)
 
 
 def _solve(lp, rc, eps, active, rtol):
     """Find s = log(lambda) with KL(q_lambda || p') = eps for every active row.
 
     KL(lambda) = lambda E_q[rc] - log Z(lambda) is increasing in lambda with
-    dKL/ds = lambda^2 Var_q(rc). Bracket by doubling steps in s from the small-lambda guess
-    lambda0 = sqrt(2 eps / Var_p'), then safeguarded Newton (Newton in s, bisection when Newton
-    leaves the bracket). Rows are solved together (no vmap of while loops, which XLA runs
-    several times slower); finished rows are frozen with ``where``.
+    dKL/ds = lambda^2 Var_q(rc). With ``rc`` in [-1, 0] (the reward minus its maximum, in units
+    of its spread), Var_q(rc) <= 1/4, so KL(lambda) <= lambda^2 / 8 and
+    s_lo = log(8 eps)/2 - 1 is below the root; the upper end s_hi is where lambda stops being
+    representable. From the small-lambda guess lambda0 = sqrt(2 eps / Var_p') the root is refined
+    by safeguarded Newton steps in s (bisection of the bracket when Newton leaves it), in one
+    ``while_loop`` over all rows (finished rows are frozen with ``where``). A budget that rounds
+    above every representable KL below the limit ends at s_hi, within rounding of the limit.
     """
     dtype = lp.dtype
     tiny = jnp.finfo(dtype).eps
-    zeros = jnp.zeros_like(eps)
+    s_lo = 0.5 * jnp.log(8.0 * eps) - 1.0
+    s_hi = jnp.full_like(eps, math.log(float(jnp.finfo(dtype).max)) - 2.0)
 
-    def f(s, center):
+    def f(s):
         lam = jnp.exp(s)
-        log_z, mean, var = _moments(lp, rc, lam, center)
-        return lam * mean - log_z - eps, lam * lam * var, mean
+        kl, var = _moments(lp, rc, lam)
+        return kl - eps, lam * lam * var
 
-    _, _, var0 = _moments(lp, rc, zeros, zeros)
-    s0 = 0.5 * jnp.log(2.0 * eps / jnp.where(var0 > 0, var0, 1.0))
-    f0, _, c0 = f(s0, zeros)
-    direction = jnp.where(f0 < 0, 1.0, -1.0).astype(dtype)
-
-    def searching(fb):
-        return active & (jnp.sign(fb) == jnp.sign(f0)) & (fb != 0)
-
-    def bracket_cond(c):
-        return jnp.any(searching(c[2])) & (c[5] < _MAX_BRACKET_STEPS)
-
-    def bracket_body(c):
-        a, b, fb, cb, step, it = c
-        go = searching(fb)
-        step = jnp.where(go, 2.0 * step, step)
-        nb = s0 + direction * step
-        fnb, _, cnb = f(nb, cb)
-        return (jnp.where(go, b, a), jnp.where(go, nb, b), jnp.where(go, fnb, fb),
-                jnp.where(go, cnb, cb), step, it + 1)
-
-    a, b, fb, cb, _, _ = jax.lax.while_loop(
-        bracket_cond, bracket_body, (s0, s0, f0, c0, jnp.full_like(eps, 0.5), 0)
-    )
-    lo = jnp.where(direction > 0, a, b)
-    hi = jnp.where(direction > 0, b, a)
+    _, var0 = _moments(lp, rc, jnp.zeros_like(eps))
+    s0 = jnp.clip(0.5 * jnp.log(2.0 * eps / jnp.where(var0 > 0, var0, 1.0)), s_lo, s_hi)
+    f0, d0 = f(s0)
 
     def refining(lo, hi, s, fs):
         scale = jnp.maximum(1.0, jnp.abs(s))
         return active & (jnp.abs(fs) > rtol * eps) & (hi - lo > 4 * tiny * scale)
 
-    def newton_cond(c):
-        lo, hi, s, fs, ds, cs, it = c
+    def cond(c):
+        lo, hi, s, fs, ds, it = c
         return jnp.any(refining(lo, hi, s, fs)) & (it < _MAX_NEWTON_STEPS)
 
-    def newton_body(c):
-        lo, hi, s, fs, ds, cs, it = c
+    def body(c):
+        lo, hi, s, fs, ds, it = c
         go = refining(lo, hi, s, fs)
         lo = jnp.where(go & (fs < 0), s, lo)
         hi = jnp.where(go & (fs > 0), s, hi)
         newton = s - fs / jnp.where(ds > 0, ds, 1.0)
         ok = (ds > 0) & (newton > lo) & (newton < hi)
         s_new = jnp.where(go, jnp.where(ok, newton, 0.5 * (lo + hi)), s)
-        f_new, d_new, c_new = f(s_new, cs)
-        return (lo, hi, s_new, jnp.where(go, f_new, fs), jnp.where(go, d_new, ds),
-                jnp.where(go, c_new, cs), it + 1)
+        f_new, d_new = f(s_new)
+        return lo, hi, s_new, jnp.where(go, f_new, fs), jnp.where(go, d_new, ds), it + 1
 
-    s_start = jnp.where(fb == 0, b, 0.5 * (lo + hi))
-    f_start, d_start, c_start = f(s_start, cb)
-    _, _, s, _, _, _, _ = jax.lax.while_loop(
-        newton_cond, newton_body, (lo, hi, s_start, f_start, d_start, c_start, 0)
-    )
+    _, _, s, _, _, _ = jax.lax.while_loop(cond, body, (s_lo, s_hi, s0, f0, d0, 0))
     return s
 
 
@@ -352,7 +350,7 @@ def _solve(lp, rc, eps, active, rtol):
 def _tilt_for_kl(logp0, reward, kl_budget):
     """Batched solver over rows of (logp0, reward) with per-row budgets; see tilt_for_kl."""
     dtype = logp0.dtype
-    rtol = jnp.asarray(1e-9 if dtype == jnp.float64 else 1e-6, dtype)
+    rtol = jnp.asarray(1e-12 if dtype == jnp.float64 else 1e-6, dtype)
     n = logp0.shape[-1]
     batch = logp0.shape[:-1]
     lp0 = logp0.reshape(-1, n)
@@ -364,16 +362,28 @@ def _tilt_for_kl(logp0, reward, kl_budget):
 
     feasible = (lp0 > -jnp.inf) & (r > -jnp.inf)
     log_mass_f = lse(jnp.where(feasible, lp0, -jnp.inf))
-    kl_min = -log_mass_f[:, 0]
+    # -log p0(feasible), relative to the total mass (so exactly 0 when nothing is excluded,
+    # whatever the rounding of the normalization of logp0)
+    kl_min = jnp.maximum(lse(lp0)[:, 0] - log_mass_f[:, 0], 0.0)
     lp = jnp.where(feasible, lp0 - log_mass_f, -jnp.inf)
     r_f = jnp.where(feasible, r, 0.0)
     rmax = jnp.max(jnp.where(feasible, r, -jnp.inf), axis=-1, keepdims=True)
     top = feasible & (r == rmax)
     kl_max = -lse(jnp.where(top, lp, -jnp.inf))[:, 0]
-    mean0 = jnp.sum(jnp.where(feasible, jnp.exp(lp) * r_f, 0.0), axis=-1, keepdims=True)
-    rc = jnp.where(feasible, r_f - mean0, 0.0)
+    # Rewards relative to their maximum (exact near the top, where the differences that matter
+    # at large lambda live), in units of their spread so that rc is in [-1, 0] whatever the
+    # reward's scale (the solver squares it). The solver's lambda is spread / beta.
+    diff = jnp.where(feasible, r_f - rmax, 0.0)
+    spread = jnp.max(-diff, axis=-1)
+    unit = jnp.where(spread > 0, spread, 1.0)
+    rc = diff / unit[:, None]
     eps_f = eps - kl_min
-    is_limit = eps_f >= kl_max
+    # A reward constant on the feasible set makes the limit the base itself (kl_max = 0 up to
+    # rounding): every feasible budget returns it, with beta = 0, whatever the rounding of eps_f.
+    # A budget within rounding of the limit's KL is the limit too.
+    constant = jnp.all(top == feasible, axis=-1)
+    slack = 4 * jnp.finfo(dtype).eps * (1.0 + kl_min + kl_max)
+    is_limit = (eps_f >= kl_max - slack) | constant
     is_base = (eps_f <= 0) & ~is_limit
     active = ~is_limit & ~is_base
     s = _solve(lp, rc, jnp.where(active, eps_f, 1.0), active, rtol)
@@ -381,7 +391,7 @@ def _tilt_for_kl(logp0, reward, kl_budget):
     tilted = _normalize(jnp.where(feasible, lp + lam[:, None] * rc, -jnp.inf))
     limit = _normalize(jnp.where(top, lp, -jnp.inf))
     logq = jnp.where(is_limit[:, None], limit, jnp.where(is_base[:, None], lp, tilted))
-    beta = jnp.where(is_limit, 0.0, jnp.where(is_base, jnp.inf, 1.0 / lam)).astype(dtype)
+    beta = jnp.where(is_limit, 0.0, jnp.where(is_base, jnp.inf, unit / lam)).astype(dtype)
     return logq.reshape(*batch, n), beta.reshape(batch), kl_min.reshape(batch)
 
 
@@ -403,6 +413,9 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
       or the limit with ``beta = 0`` if the reward is constant).
     * ``reward = -inf`` excludes behaviors; excluding mass ``m`` costs ``-log(1 - m)`` of KL up
       front, and a budget below that is infeasible (ValueError).
+    * rewards that differ by less than about 1e-300 (absolutely, or relative to their spread)
+      cannot be told apart by any representable ``beta``; the answer is then the tilt at the
+      extreme representable temperature (a KL at most the budget, the best reachable).
 
     ``logp0`` is ``(..., n)``; ``reward`` broadcasts against it; ``kl_budget`` is a scalar or
     broadcasts against the batch shape.
@@ -426,9 +439,7 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     if not _checks.is_traced(budget):
         v = np.asarray(budget)
         if v.size == 0 or not np.all(np.isfinite(v)) or np.any(v < 0):
-            raise ValueError(
-                f"`kl_budget` must be finite and >= 0 (nats), got {kl_budget!r}."
-            )
+            raise ValueError(f"`kl_budget` must be finite and >= 0 (nats), got {kl_budget!r}.")
     try:
         budget_shape = jnp.broadcast_shapes(budget.shape, shape[:-1])
     except ValueError:
@@ -451,7 +462,7 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     logq, beta, kl_min = _tilt_for_kl(lp0, r, eps)
     if not _checks.is_traced(logq):
         slack = np.asarray(eps) - np.asarray(kl_min)
-        tol = 1e-6 * np.maximum(np.asarray(kl_min), 1e-12)
+        tol = 1e-6 * np.asarray(kl_min) + 16 * np.finfo(np.asarray(kl_min).dtype).eps
         if np.any(slack < -tol):
             i = int(np.argmin(slack.ravel()))
             raise ValueError(

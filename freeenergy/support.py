@@ -90,11 +90,14 @@ def reach_probability(logp: Any, budget: Any) -> jax.Array:
     gives 0); ``budget`` ($N \ge 1$) broadcasts against it elementwise. Computed in log space as
     ``-expm1(N * log(1 - p))``, accurate for $p$ down to ``exp(-1e4)`` and up to one.
 
+    >>> import jax.numpy as jnp
     >>> round(float(reach_probability(jnp.log(0.5), 2)), 6)
     0.75
+    >>> reach_probability(jnp.array([-jnp.inf, 0.0]), 3).tolist()
+    [0.0, 1.0]
     """
-    logp = _checks.logp(logp, "logp", normalized=False, min_ndim=0)
-    if not _checks.is_traced(logp) and bool(jnp.any(logp > _checks.NORMALIZATION_ATOL)):
+    logp = _checks.logp(logp, "logp", normalized=False, min_ndim=0, rows=False)
+    if not _checks.is_traced(logp) and np.any(np.asarray(logp) > _checks.NORMALIZATION_ATOL):
         raise ValueError(
             f"`logp` must be at most 0 (a probability at most 1), got max {float(jnp.max(logp))}."
         )
@@ -110,6 +113,10 @@ def accessible_support(logp: Any, budget: Any, confidence: float = 0.5) -> jax.A
     Equivalently $p(y) \ge 1-(1-c)^{1/N}$: the behaviors a budget of $N$ samples produces with
     probability at least $c$. Monotone in $N$ and in $c$ (T9); the strict support is $N\to\infty$.
     ``budget`` is a scalar or broadcasts against the batch shape of ``logp`` (normalized).
+
+    >>> import jax.numpy as jnp
+    >>> accessible_support(jnp.log(jnp.array([0.9, 0.09, 0.01])), 10).tolist()  # p >= 0.067
+    [True, True, False]
     """
     logp = _checks.logp(logp, "logp")
     c = _checks.probability_open(confidence, "confidence")
@@ -124,6 +131,11 @@ def pass_at_k(logp: Any, correct: Any, k: Any) -> jax.Array:
     numbers >= 1) broadcasts against the batch shape, e.g. ``k = jnp.array([1, 10, 100])`` with a
     single ``(n,)`` distribution gives three values. Equals ``reach_probability`` of the correct
     set (T9).
+
+    >>> import jax.numpy as jnp
+    >>> logp, correct = jnp.log(jnp.array([0.9, 0.1])), jnp.array([False, True])
+    >>> [round(v, 6) for v in pass_at_k(logp, correct, jnp.array([1, 10])).tolist()]
+    [0.1, 0.651322]
     """
     logp = _checks.logp(logp, "logp")
     correct = _checks.mask(correct, "correct")
@@ -148,18 +160,22 @@ def _estimate_one(n: int, c: int, k: int) -> float:
 
 
 def pass_at_k_estimate(n: Any, c: Any, k: Any) -> jax.Array:
-    r"""Unbiased pass@k estimator from ``n`` samples with ``c`` correct: $1-\binom{n-c}{k}/\binom{n}{k}$.
+    r"""Unbiased pass@k estimator, ``n`` samples, ``c`` correct: $1-\binom{n-c}{k}/\binom{n}{k}$.
 
     (Chen et al. 2021; Yue et al. 2025.) Computed in float64 as
     $1-\prod_{i=n-c+1}^{n}(1-k/i)$ in log space, so it is exact to rounding for any ``n``.
     Requires whole numbers with ``n >= 1``, ``0 <= c <= n`` and ``1 <= k <= n``; arguments
     broadcast. Its expectation over ``c ~ Binomial(n, p)`` is exactly $1-(1-p)^k$.
+
+    >>> round(float(pass_at_k_estimate(10, 3, 2)), 6)  # 1 - C(7, 2) / C(10, 2) = 1 - 21/45
+    0.533333
     """
     arrays = {}
     for name, value in (("n", n), ("c", c), ("k", k)):
         a = np.asarray(value)
-        if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer)
-                                   or np.issubdtype(a.dtype, np.floating)):
+        if a.dtype == bool or not (
+            np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+        ):
             raise TypeError(f"`{name}` must be whole numbers, got {value!r}.")
         if a.size == 0:
             raise ValueError(f"`{name}` is empty; give at least one value.")
@@ -188,8 +204,10 @@ def pass_at_k_estimate(n: Any, c: Any, k: Any) -> jax.Array:
             f"k = {int(kk.ravel()[i])} with n = {int(nn.ravel()[i])}."
         )
     out = np.array(
-        [_estimate_one(int(a), int(b), int(d)) for a, b, d in zip(nn.ravel(), cc.ravel(),
-                                                                    kk.ravel(), strict=True)],
+        [
+            _estimate_one(int(a), int(b), int(d))
+            for a, b, d in zip(nn.ravel(), cc.ravel(), kk.ravel(), strict=True)
+        ],
         dtype=np.float64,
     ).reshape(nn.shape)
     return jnp.asarray(out)
@@ -236,6 +254,11 @@ def regimes(logp0: Any, budget: Any, confidence: float = 0.5, basin_mass: float 
     * ``Regime.TAIL``: accessible, outside the nucleus;
     * ``Regime.BARRIER``: ``p0 > 0`` but not accessible at this budget;
     * ``Regime.SINGULAR``: ``p0 = 0`` (outside the support; no reweighting reaches it).
+
+    >>> import jax.numpy as jnp
+    >>> logp0 = jnp.log(jnp.array([0.5, 0.3, 0.12, 0.07, 0.01, 0.0]))
+    >>> regimes(logp0, 10).tolist()  # accessible at N = 10: p >= 0.067
+    [0, 0, 0, 1, 2, 3]
     """
     return _regimes(*_regime_args(logp0, budget, confidence, basin_mass))
 
@@ -252,11 +275,24 @@ def regime_profile(
     ``target`` is either a normalized log-distribution over the behaviors (its mass in each
     regime is returned) or a boolean mask, read as the uniform distribution over the masked
     behaviors — i.e. the fraction of the target set in each regime. The four entries sum to one.
+
+    >>> import jax.numpy as jnp
+    >>> logp0 = jnp.log(jnp.array([0.5, 0.3, 0.12, 0.07, 0.01, 0.0]))
+    >>> target = jnp.array([False, False, False, True, True, True])
+    >>> [round(m, 4) for m in regime_profile(logp0, target, 10).tolist()]
+    [0.0, 0.3333, 0.3333, 0.3333]
     """
     logp0, budget, c, m = _regime_args(logp0, budget, confidence, basin_mass)
+    if isinstance(target, (list, tuple)):
+        try:
+            as_array = np.asarray(target)
+        except ValueError:  # ragged: let the log-probability check name it
+            as_array = None
+        if as_array is not None and as_array.dtype == bool:
+            target = as_array
     if isinstance(target, (jax.Array, np.ndarray)) and target.dtype == bool:
         t = _checks.mask(target, "target")
-        if not _checks.is_traced(t) and not bool(jnp.all(jnp.any(t, axis=-1))):
+        if not _checks.is_traced(t) and not np.all(np.any(np.asarray(t), axis=-1)):
             raise ValueError("`target` mask selects no behavior on some row; select at least one.")
         logt = jnp.where(t, 0.0, -jnp.inf).astype(logp0.dtype)
         logt = logt - jax.nn.logsumexp(logt, axis=-1, keepdims=True)
@@ -288,7 +324,8 @@ class Diagnosis:
     * ``accessible_before`` / ``accessible_after`` — $|A_N(p_0)|$, $|A_N(q)|$;
     * ``kl`` — $\\mathrm{KL}(q\\|p_0)$, ``+inf`` when singular.
 
-    ``verdict``: ``"new-support"`` if ``singular_mass > 0``, else ``"creation"`` if
+    ``verdict``: ``"new-support"`` if ``q`` has mass outside ``supp(p0)`` (``singular_mass > 0``,
+    or ``kl = +inf``, which also catches mass too small to show in float), else ``"creation"`` if
     ``gained > 0``, else ``"elicitation"`` (a string, or a NumPy array of strings when batched).
     """
 
@@ -303,7 +340,7 @@ class Diagnosis:
 
     @property
     def verdict(self):
-        singular = np.asarray(self.singular_mass) > 0
+        singular = (np.asarray(self.singular_mass) > 0) | (np.asarray(self.kl) == np.inf)
         gained = np.asarray(self.gained) > 0
         out = np.where(singular, "new-support", np.where(gained, "creation", "elicitation"))
         return str(out) if out.ndim == 0 else out
@@ -332,11 +369,17 @@ def _diagnose(logp0, logq, budget, confidence):
 
 
 def diagnose(logp0: Any, logq: Any, budget: Any, confidence: float = 0.5) -> Diagnosis:
-    """Diagnose a post-training step ``p0 -> q`` at ``budget``: elicitation, creation or new support.
+    """Diagnose a step ``p0 -> q`` at ``budget``: elicitation, creation or new support.
 
     See ``Diagnosis`` for the fields. Choose ``budget`` as the largest budget you evaluate at
     (e.g. the largest ``k`` of your pass@k): at too small a budget, ordinary RL on rare but
     sampled behaviors looks like creation (THEORY.md §2).
+
+    >>> import jax.numpy as jnp
+    >>> logp0 = jnp.log(jnp.array([0.6, 0.3, 0.09, 0.01]))
+    >>> d = diagnose(logp0, jnp.log(jnp.array([0.2, 0.2, 0.1, 0.5])), 10)
+    >>> d.verdict, int(d.gained), int(d.lost)  # behavior 3 was a barrier at N = 10
+    ('creation', 1, 0)
     """
     logp0 = _checks.logp(logp0, "logp0")
     logq = _checks.logp(logq, "logq")
@@ -344,4 +387,7 @@ def diagnose(logp0: Any, logq: Any, budget: Any, confidence: float = 0.5) -> Dia
     c = _checks.probability_open(confidence, "confidence")
     dtype = _checks._float_dtype(logp0, logq)
     budget = _budget(budget, shape[:-1], dtype)
-    return _diagnose(logp0.astype(dtype), logq.astype(dtype), budget, c)
+    # every field has the full batch shape (a single base against a batch of steps, too)
+    logp0 = jnp.broadcast_to(logp0.astype(dtype), shape)
+    logq = jnp.broadcast_to(logq.astype(dtype), shape)
+    return _diagnose(logp0, logq, budget, c)
