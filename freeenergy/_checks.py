@@ -94,10 +94,45 @@ def to_array(x: Any, name: str, dtype: Any = None) -> jax.Array:
     return arr
 
 
-# Value checks run on the host in NumPy: the arrays are concrete here (tracers are skipped), and
-# NumPy needs no compilation per input shape, which for small arrays costs far more than the check.
+# Value checks run on the host in NumPy for small arrays: they are concrete here (tracers are
+# skipped), and NumPy needs no compilation per input shape, which for small arrays costs far more
+# than the check. Large arrays (at least _JIT_CHECK_SIZE entries) are checked by one fused jitted
+# pass instead, which on big inputs is several times cheaper than NumPy's separate passes.
+_JIT_CHECK_SIZE = 1 << 16
+
+
+@jax.jit
+def _value_flags_jit(x: jax.Array) -> jax.Array:
+    ninf = x == -jnp.inf
+    return jnp.stack(
+        [
+            jnp.any(jnp.isnan(x)),
+            jnp.any(x == jnp.inf),
+            jnp.any(ninf),
+            jnp.any(jnp.all(ninf, axis=-1)),
+        ]
+    )
+
+
+@jax.jit
+def _log_mass_jit(x: jax.Array) -> jax.Array:
+    return jax.nn.logsumexp(x, axis=-1)
+
+
+@jax.jit
+def _logp_stats_jit(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The value flags and the per-row log-mass of a large array in one fused pass."""
+    return _value_flags_jit(x), _log_mass_jit(x)
+
+
+def _large(x: Any) -> bool:
+    return isinstance(x, jax.Array) and x.size >= _JIT_CHECK_SIZE
+
+
 def _value_flags(x: Any) -> tuple[bool, bool, bool, bool]:
     """(any NaN, any +inf, any -inf, any row that is all -inf) of a concrete array (ndim >= 1)."""
+    if _large(x):
+        return tuple(bool(f) for f in np.asarray(_value_flags_jit(x)))
     v = np.asarray(x)
     ninf_mask = v == -np.inf
     return (
@@ -109,7 +144,10 @@ def _value_flags(x: Any) -> tuple[bool, bool, bool, bool]:
 
 
 def _log_mass(x: Any) -> np.ndarray:
-    """log(sum(exp(x))) over the last axis, in float64 NumPy (rows have a finite entry)."""
+    """log(sum(exp(x))) over the last axis (rows have a finite entry): float64 NumPy for small
+    arrays, a jitted logsumexp in the input's dtype for large ones."""
+    if _large(x):
+        return np.asarray(_log_mass_jit(x), dtype=np.float64)
     v = np.asarray(x, dtype=np.float64)
     m = np.max(v, axis=-1, keepdims=True)
     return m[..., 0] + np.log(np.sum(np.exp(v - m), axis=-1))
@@ -148,7 +186,13 @@ def logp(
         raise ValueError(f"`{name}` is empty (shape {arr.shape}); nothing to compute on.")
     if is_traced(arr):
         return arr
-    nan, pinf, _, empty_row = _value_flags(np.asarray(arr).reshape(arr.shape or (1,)))
+    mass = None
+    if normalized and rows and _large(arr):
+        flags, mass = _logp_stats_jit(arr)
+        nan, pinf, _, empty_row = (bool(f) for f in np.asarray(flags))
+        mass = np.asarray(mass, dtype=np.float64)
+    else:
+        nan, pinf, _, empty_row = _value_flags(arr if arr.ndim else arr.reshape(1))
     if nan:
         idx = _first_index(np.isnan(np.asarray(arr)))
         raise ValueError(
@@ -167,7 +211,8 @@ def logp(
             "Give at least one behavior finite log-probability."
         )
     if normalized and rows:
-        mass = _log_mass(arr)
+        if mass is None:
+            mass = _log_mass(arr)
         bad = np.abs(mass) > NORMALIZATION_ATOL
         if np.any(bad):
             worst = float(mass.flat[int(np.argmax(np.abs(mass)))])
@@ -186,7 +231,7 @@ def energy(x: Any, name: str, *, dtype: Any = None, sign: int = 1) -> jax.Array:
         raise ValueError(f"`{name}` is empty (shape {arr.shape}); give one value per behavior.")
     if is_traced(arr):
         return arr
-    nan, pinf, ninf, _ = _value_flags(np.asarray(arr).reshape(1, -1))
+    nan, pinf, ninf, _ = _value_flags(arr if arr.ndim else arr.reshape(1))
     if nan:
         idx = _first_index(np.isnan(np.asarray(arr)).reshape(arr.shape or (1,)))
         raise ValueError(

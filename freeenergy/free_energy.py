@@ -41,21 +41,16 @@ def _tilt_logits(logp0: jax.Array, energy: jax.Array, beta: jax.Array) -> jax.Ar
 
 
 def _reference_energy(logp0, energy, beta):
-    """The energy c of the behavior with the largest tilt logit log p0 - U/beta (keepdims).
+    """The least live energy c = min{U(y) : p0(y) > 0, U(y) < inf} (keepdims); 0 if none.
 
-    Found as the argmax of beta * log p0 - U (no division, so nothing overflows); falls back to
-    the smallest live energy if that product overflowed everywhere, and to 0 when no behavior is
-    live (p0 > 0 and U < inf).
+    Shifting by it makes every (U - c)/beta >= 0, so a tiny beta can only overflow a scaled
+    energy to +inf (zero mass, the right limit), never produce inf - inf; one fused min-pass.
+    ``beta`` is unused (kept so the shift rule could depend on it).
     """
+    del beta
     live = (logp0 > -jnp.inf) & (energy < jnp.inf)
-    score = jnp.where(live, beta[..., None] * logp0 - energy, -jnp.inf)
-    shape = score.shape
-    best = jnp.take_along_axis(
-        jnp.broadcast_to(energy, shape), jnp.argmax(score, axis=-1, keepdims=True), axis=-1
-    )
-    floor = jnp.min(jnp.where(live, jnp.broadcast_to(energy, shape), jnp.inf), -1, keepdims=True)
-    found = jnp.max(score, axis=-1, keepdims=True) > -jnp.inf
-    return jnp.where(found, best, jnp.where(floor < jnp.inf, floor, 0.0))
+    floor = jnp.min(jnp.where(live, energy, jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(floor < jnp.inf, floor, 0.0)
 
 
 def _shifted_tilt_logits(logp0, energy, beta):
@@ -115,12 +110,20 @@ def _prepare(logp0, energy, beta, *, energy_name="energy", beta_name="beta", sig
     return logp0.astype(dtype), energy.astype(dtype), beta.astype(dtype)
 
 
+@jax.jit
+def _rows_live(logp0, energy):
+    return jnp.any((logp0 > -jnp.inf) & (energy < jnp.inf), axis=-1)
+
+
 def _check_some_mass(logp0: jax.Array, energy: jax.Array, name: str = "energy") -> None:
     """Raise when some row has U = +inf on all of supp(p0) (Z = 0: the tilt has no mass)."""
     if _checks.is_traced(logp0, energy):
         return
-    p0, u = np.asarray(logp0), np.asarray(energy)
-    live = np.any((p0 > -np.inf) & (u < np.inf), axis=-1)
+    if _checks._large(logp0) or _checks._large(energy):
+        live = np.asarray(_rows_live(logp0, energy))
+    else:
+        p0, u = np.asarray(logp0), np.asarray(energy)
+        live = np.any((p0 > -np.inf) & (u < np.inf), axis=-1)
     if not np.all(live):
         what = "-inf" if name == "reward" else "+inf"
         raise ValueError(
