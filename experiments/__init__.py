@@ -22,9 +22,15 @@ from types import ModuleType
 NAMES: list[str] = [
     "regimes",
     "gibbs_family",
-    "best_of_n",
-    "phase_diagram",
+    "sft_rl_unified",
+    "mode_collapse",
+    "kl_estimators",
     "sequence_barrier",
+    "best_of_n",
+    "passk_crossover",
+    "barrier_search",
+    "tools_and_information",
+    "phase_diagram",
 ]
 
 

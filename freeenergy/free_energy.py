@@ -53,14 +53,14 @@ def _reference_energy(logp0, energy, beta):
     return jnp.where(floor < jnp.inf, floor, 0.0)
 
 
-def _shifted_tilt_logits(logp0, energy, beta):
-    """(log p0 - (U - c)/beta, c) with c the energy of the behavior of largest logit.
+def _shifted_tilt_logits(logp0, energy, beta, c=None):
+    """(log p0 - (U - c)/beta, c) with c the least live energy (``_reference_energy``).
 
-    The logits are then at most log p0 of that behavior (<= 0) and the dominant ones are of the
-    size of log p0 — no overflow of U/beta into inf - inf at any beta, and no loss of digits
-    to a large common offset. log Z = logsumexp(logits) - c/beta.
+    Every logit is then at most log p0 <= 0 — no overflow of U/beta into inf - inf at any beta,
+    and no loss of digits to a large common energy offset. log Z = logsumexp(logits) - c/beta.
     """
-    c = _reference_energy(logp0, energy, beta)
+    if c is None:
+        c = _reference_energy(logp0, energy, beta)
     excess = energy - c
     # excess == 0 is set explicitly so a subnormal beta (flushed to zero by XLA) gives 0, not 0/0.
     scaled = jnp.where(
@@ -72,13 +72,39 @@ def _shifted_tilt_logits(logp0, energy, beta):
     return logits, c[..., 0]
 
 
+#: Sums of exp(logits) at least this large are accurate without a max-shift (see _lse_nonpos).
+_DIRECT_SUM_FLOOR = 1e-10
+
+
+def _lse_nonpos(logits_fn):
+    """logsumexp over the last axis of ``logits_fn()``, logits known to be <= 0 (up to the
+    normalization rounding of log p0).
+
+    Such logits cannot overflow exp, so when the plain sum of exp(logits) is at least 1e-10 on
+    every row it is exact to rounding (underflowed or flushed terms lose at most n * 1e-38) and
+    the max pass of the usual logsumexp is skipped; otherwise the max-shifted logsumexp is used.
+    The logits are recomputed inside each branch from a thunk so XLA fuses them into the sums
+    instead of materializing them.
+    """
+    direct = jnp.sum(jnp.exp(logits_fn()), axis=-1)
+    return jax.lax.cond(
+        jnp.all(direct >= _DIRECT_SUM_FLOOR),
+        lambda: jnp.log(direct),
+        lambda: jax.nn.logsumexp(logits_fn(), axis=-1),
+    )
+
+
 def _log_partition(logp0, energy, beta):
-    logits, c = _shifted_tilt_logits(logp0, energy, beta)
-    return jax.nn.logsumexp(logits, axis=-1) - jnp.where(c == 0, 0.0, c / beta)
+    c = _reference_energy(logp0, energy, beta)
+    log_z = _lse_nonpos(lambda: _shifted_tilt_logits(logp0, energy, beta, c)[0])
+    c = c[..., 0]
+    return log_z - jnp.where(c == 0, 0.0, c / beta)
 
 
 def _gibbs(logp0, energy, beta):
-    return _normalize(_shifted_tilt_logits(logp0, energy, beta)[0])
+    c = _reference_energy(logp0, energy, beta)
+    log_z = _lse_nonpos(lambda: _shifted_tilt_logits(logp0, energy, beta, c)[0])
+    return _shifted_tilt_logits(logp0, energy, beta, c)[0] - log_z[..., None]
 
 
 def _free_energy(logq, logp0, energy, beta):

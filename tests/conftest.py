@@ -11,7 +11,10 @@ from hypothesis import HealthCheck, settings
 jax.config.update("jax_enable_x64", True)
 
 settings.register_profile(
-    "ci", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    "ci",
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,
 )
 settings.register_profile("dev", max_examples=100, deadline=None)

@@ -1,0 +1,481 @@
+r"""The training loop: factories returning ``(init, step)``, ``lax.scan`` over steps.
+
+``make_trainer(policy, objective, optimizer)`` returns a ``Trainer`` whose
+
+* ``init(key) -> TrainState`` starts the policy at its initial parameters, which are also kept
+  frozen as the **reference** $p_0$ (KL penalties and DPO's implicit reward are taken against it);
+* ``step(key, state, batch) -> (state, Info)`` runs one step: the objective's ``prepare`` (draws
+  with ``key`` in sampled mode), then ``objective.epochs`` optimizer updates, then the metrics of
+  the updated policy. It is jitted once per trainer and traces once per batch shape.
+
+``run(trainer, key, batch, num_steps)`` validates the batch and scans the step; ``vmap`` it over
+keys (seeds) or over ``Batch(reward, beta=betas)`` (temperatures).
+
+``Info`` (one per step; ``lax.scan`` stacks them into a trajectory; every field is averaged over
+prompts):
+
+* ``loss`` — the objective's reported value at the first update (``+inf`` for an SFT or DPO
+  target outside the policy's support);
+* ``expected_reward`` — $\mathbb{E}_q[r]$;
+* ``kl_reference`` — $\mathrm{KL}(q\|p_0)$;
+* ``kl_target`` — $\mathrm{KL}(q^*\|q)$ to the objective's exact answer $q^*$ (``target``): the
+  Gibbs tilt ``gibbs(p0, -r, beta)`` for RL and DPO, $d\,w/Z$ for SFT. ``+inf`` exactly when
+  $q^*$ has mass the policy cannot reach (a singular target);
+* ``entropy`` — $H(q)$;
+* ``pass_at_k`` — ``(len(ks),)`` exact pass@k, $1-(1-q(C))^k$, of the ``correct`` set (default:
+  the behaviors of maximal reward on ``supp(p0)``);
+* ``accessible`` — $|A_{N,1/2}(q)|$ at budget ``N`` (default ``max(ks)``);
+* ``zero_signal`` — the fraction of the step's signal units that carried no gradient (GRPO groups
+  with all-equal rewards, identical preference pairs, unreachable demonstrations); exact modes
+  report its exact probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from .. import _checks
+from ..distributions import _expect, _kl
+from .objectives import Batch, Objective, _prob, _reward_support, gibbs_target
+from .policies import Policy, flat_policy
+
+__all__ = [
+    "TrainState",
+    "Info",
+    "Trainer",
+    "make_trainer",
+    "make_mirror_descent",
+    "run",
+    "check_batch",
+]
+
+
+class TrainState(NamedTuple):
+    """What the next step needs: parameters, the frozen reference parameters, the optimizer
+    state, the objective's extra state (e.g. a running baseline) and the step count."""
+
+    params: Any
+    reference: Any
+    opt_state: Any
+    extra: Any
+    count: jax.Array
+
+
+class Info(NamedTuple):
+    """Diagnostics of one step (see the module docstring); never fed back into training."""
+
+    loss: jax.Array
+    expected_reward: jax.Array
+    kl_reference: jax.Array
+    kl_target: jax.Array
+    entropy: jax.Array
+    pass_at_k: jax.Array
+    accessible: jax.Array
+    zero_signal: jax.Array
+
+
+class Trainer(NamedTuple):
+    """``init(key) -> TrainState``, ``step(key, state, batch) -> (state, Info)``, and the policy
+    (``trainer.policy.logprobs(state.params)`` is the trained distribution)."""
+
+    init: Callable[[jax.Array], TrainState]
+    step: Callable[[jax.Array, TrainState, Batch], tuple[TrainState, Info]]
+    policy: Policy
+    objective: Objective | None
+    ks: tuple[int, ...]
+
+
+# ----------------------------------------------------------------------------- metrics
+def _metrics(logq, logp0, target, reward, correct, ks, budget):
+    """Info fields computed from the full tables (each averaged over prompts).
+
+    ``0·log 0 = 0`` by the double-``where`` rule; a KL is ``+inf`` when its first argument has
+    mass where the second has none.
+    """
+    dtype = logq.dtype
+    r = _reward_support(logp0, reward)
+    if correct is None:
+        rmax = jnp.max(jnp.where(logp0 > -jnp.inf, r, -jnp.inf), axis=-1, keepdims=True)
+        correct = (r == rmax) & (logp0 > -jnp.inf)
+    pos_q = logq > -jnp.inf
+    pos_t = target > -jnp.inf
+    lq = jnp.where(pos_q, logq, 0.0)
+    q = jnp.where(pos_q, jnp.exp(lq), 0.0)
+    lt = jnp.where(pos_t, target, 0.0)
+    t = jnp.where(pos_t, jnp.exp(lt), 0.0)
+    # Accessible: 1 - (1 - q)^N >= 1/2  <=>  q >= 1 - 2^(-1/N)  (THEORY.md §2).
+    log_threshold = jnp.log(-jnp.expm1(-jnp.log(2.0) / jnp.asarray(budget, dtype)))
+
+    def total(x):
+        return jnp.mean(jnp.sum(x, axis=-1))
+
+    mass_c = jnp.minimum(jnp.sum(jnp.where(correct, q, 0.0), axis=-1), 1.0)
+    # pass@k = 1 - (1 - q(C))^k, as -expm1(k log1p(-q(C))).
+    passk = -jnp.expm1(jnp.asarray(ks, dtype) * jnp.log1p(-mass_c)[..., None])
+    return dict(
+        expected_reward=total(q * r),
+        kl_reference=total(jnp.where(pos_q, q * (lq - jnp.where(pos_q, logp0, 0.0)), 0.0)),
+        kl_target=total(jnp.where(pos_t, t * (lt - jnp.where(pos_t, logq, 0.0)), 0.0)),
+        entropy=total(-q * lq),
+        pass_at_k=jnp.mean(passk.reshape(-1, len(ks)), axis=0),
+        accessible=total((pos_q & (logq >= log_threshold)).astype(dtype)),
+    )
+
+
+def _natural(policy: Policy, params: Any, grads: Any, damping: float) -> Any:
+    r"""Precondition ``grads`` by the pseudo-inverse of the exact Fisher matrix of the policy.
+
+    $F = \frac1P\sum_{p}\sum_y q_p(y)\,\nabla\log q_p(y)\,\nabla\log q_p(y)^\top$ (averaged over
+    prompts, as the losses are), natural gradient $(F + \lambda I)^{+} g$.
+    """
+    flat, unravel = ravel_pytree(params)
+    g, _ = ravel_pytree(grads)
+
+    def logq_of(f):
+        return policy.logprobs(unravel(f))
+
+    logq = logq_of(flat)
+    jac = jax.jacfwd(logq_of)(flat)  # (..., n, d)
+    q = _prob(logq)
+    jac = jnp.where((q > 0)[..., None], jac, 0.0)
+    prompts = max(int(np.prod(logq.shape[:-1])), 1)
+    jac = jac.reshape(-1, jac.shape[-1])
+    q = q.reshape(-1)
+    fisher = (jac * q[:, None]).T @ jac / prompts
+    if damping > 0:
+        fisher = fisher + damping * jnp.eye(fisher.shape[0], dtype=fisher.dtype)
+    step = jnp.linalg.pinv(fisher, hermitian=True) @ g
+    return unravel(step)
+
+
+# ----------------------------------------------------------------------------- validation
+def _ks(ks: Any) -> tuple[int, ...]:
+    if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
+        ks = (ks,)
+    if not isinstance(ks, (tuple, list)) or len(ks) == 0:
+        raise TypeError(f"`ks` must be a non-empty tuple of whole numbers >= 1, got {ks!r}.")
+    return tuple(_checks.integer(k, "ks", minimum=1) for k in ks)
+
+
+def _shape_of(policy: Policy) -> tuple[tuple[int, ...], Any]:
+    out = jax.eval_shape(lambda k: policy.logprobs(policy.init(k)), jax.random.key(0))
+    return tuple(out.shape), out.dtype
+
+
+def _check_policy(policy: Any) -> Policy:
+    if not isinstance(policy, Policy):
+        raise TypeError(
+            f"`policy` must be a freeenergy.train.Policy (e.g. `tabular(logp0)`), got "
+            f"{type(policy).__name__}."
+        )
+    return policy
+
+
+def _correct(correct: Any, shape: tuple[int, ...]) -> jax.Array | None:
+    if correct is None:
+        return None
+    c = _checks.mask(correct, "correct")
+    try:
+        jnp.broadcast_shapes(c.shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"`correct` has shape {tuple(c.shape)} but the policy's distributions have shape "
+            f"{shape}; give one flag per behavior (and prompt)."
+        ) from None
+    if c.shape[-1] != shape[-1]:
+        raise ValueError(f"`correct` has {c.shape[-1]} behaviors, the policy has {shape[-1]}.")
+    return c
+
+
+def _budget(budget: Any, ks: tuple[int, ...]) -> float:
+    if budget is None:
+        return float(max(ks))
+    v = _checks.scalar(budget, "budget")
+    if not (v >= 1 and np.isfinite(v)):
+        raise ValueError(f"`budget` must be a finite number >= 1 (samples), got {v!r}.")
+    return v
+
+
+def check_batch(trainer: Trainer, batch: Any) -> Batch:
+    """Validate a ``Batch`` for ``trainer`` (shapes always; values when concrete)."""
+    if not isinstance(batch, Batch):
+        raise TypeError(
+            f"`batch` must be a freeenergy.train.Batch(reward, beta, data, samples), got "
+            f"{type(batch).__name__}."
+        )
+    shape, dtype = _shape_of(trainer.policy)
+    n = shape[-1]
+    reward = _checks.energy(batch.reward, "batch.reward", sign=-1)
+    if reward.ndim == 0 or reward.shape[-1] != n:
+        raise ValueError(
+            f"`batch.reward` has shape {tuple(reward.shape)} but the policy has {n} behaviors "
+            f"(distributions of shape {shape}); give one reward per behavior on the last axis."
+        )
+    try:
+        jnp.broadcast_shapes(reward.shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"`batch.reward` has shape {tuple(reward.shape)}, which does not broadcast against "
+            f"the policy's distributions of shape {shape}."
+        ) from None
+    if not _checks.is_traced(reward) and not np.all(np.isfinite(np.asarray(reward))):
+        raise ValueError(
+            "`batch.reward` must be finite for gradient training (a policy cannot reach zero mass "
+            "in finite steps, so a -inf reward makes the objective -inf). Exclude a behavior by "
+            "giving it -inf in the policy's base `logp0` instead."
+        )
+    beta = _checks.to_array(batch.beta, "batch.beta")
+    if beta.ndim != 0:
+        raise ValueError(
+            f"`batch.beta` must be a scalar, got shape {tuple(beta.shape)}; to train at several "
+            "temperatures, `jax.vmap` over the batch (see `run`)."
+        )
+    requires = trainer.objective.requires if trainer.objective is not None else ()
+    if not _checks.is_traced(beta):
+        b = float(beta)
+        if not np.isfinite(b) or b < 0:
+            raise ValueError(f"`batch.beta` must be finite and >= 0, got {b!r}.")
+        if "positive_beta" in requires and b <= 0:
+            name = trainer.objective.name
+            raise ValueError(
+                f"`batch.beta` must be > 0 for {name} (it is the temperature of the implicit "
+                f"reward / of the weights exp(r/beta)), got {b!r}."
+            )
+    data = batch.data
+    if data is not None:
+        data = _checks.logp(data, "batch.data")
+        _checks.same_last_axis("batch.data", data, "batch.reward", reward)
+    samples = batch.samples
+    if samples is not None:
+        s = jnp.asarray(samples)
+        if not jnp.issubdtype(s.dtype, jnp.integer):
+            raise TypeError(f"`batch.samples` must hold integer behavior indices, got {s.dtype}.")
+        if s.ndim == 0 or s.shape[-1] == 0:
+            raise ValueError("`batch.samples` must have shape (..., m) with m >= 1 samples.")
+        if not _checks.is_traced(s) and (np.any(np.asarray(s) < 0) or np.any(np.asarray(s) >= n)):
+            raise ValueError(f"`batch.samples` must lie in [0, {n}), got values outside.")
+    if (
+        "data" in requires
+        and data is None
+        and not (samples is not None and trainer.objective.mode == "sampled")
+    ):
+        raise ValueError(
+            f"{trainer.objective.name} ({trainer.objective.mode}) needs `batch.data`, the "
+            "demonstration distribution (log d)"
+            + (
+                ", or `batch.samples`, a stored demonstration set."
+                if trainer.objective.mode == "sampled"
+                else "."
+            )
+        )
+    return Batch(reward=reward, beta=beta, data=data, samples=samples)
+
+
+# ----------------------------------------------------------------------------- trainers
+def make_trainer(
+    policy: Policy,
+    objective: Objective,
+    optimizer: Any,
+    *,
+    ks: Any = (1, 8, 64),
+    budget: Any = None,
+    correct: Any = None,
+    natural_gradient: bool = False,
+    damping: float = 0.0,
+) -> Trainer:
+    r"""Build ``(init, step)`` for gradient post-training of ``policy`` on ``objective``.
+
+    ``optimizer`` is an ``optax.GradientTransformation`` (e.g. ``optax.adam(0.05)``;
+    ``optax.sgd(lr)`` is plain gradient descent — "vanilla policy gradient").
+    ``natural_gradient=True`` preconditions every gradient by the pseudo-inverse of the policy's
+    **exact** Fisher matrix (plus ``damping``·I) before the optimizer: natural policy gradient.
+    On a tabular softmax the natural gradient of $\mathbb{E}_q[r]-\beta\,\mathrm{KL}(q\|p_0)$ is
+    the centred $r - \beta\log(q/p_0)$, so ``optax.sgd(η)`` then takes exactly the mirror-descent
+    step of ``make_mirror_descent(η)``. ``ks``, ``budget`` and ``correct`` configure the
+    pass@k and accessible-support metrics (see the module docstring).
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import tabular, reinforce, make_trainer, run, Batch
+    >>> logp0 = jnp.log(jnp.array([0.5, 0.3, 0.2]))
+    >>> trainer = make_trainer(tabular(logp0), reinforce("exact", kl="exact"), optax.adam(0.1))
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0, 0.0]), 1.0), 300)
+    >>> bool(info.kl_target[-1] < 1e-4)
+    True
+    """
+    policy = _check_policy(policy)
+    if not isinstance(objective, Objective):
+        raise TypeError(
+            f"`objective` must be a freeenergy.train.Objective (e.g. `grpo()`), got "
+            f"{type(objective).__name__}."
+        )
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            f"`optimizer` must be an optax.GradientTransformation (e.g. `optax.adam(1e-2)`), got "
+            f"{type(optimizer).__name__}."
+        )
+    ks = _ks(ks)
+    budget = _budget(budget, ks)
+    shape, _ = _shape_of(policy)
+    correct = _correct(correct, shape)
+    if not isinstance(natural_gradient, bool):
+        raise TypeError(f"`natural_gradient` must be a bool, got {natural_gradient!r}.")
+    damping = _checks.scalar(damping, "damping")
+    if damping < 0:
+        raise ValueError(f"`damping` must be >= 0, got {damping!r}.")
+
+    def init(key):
+        params = policy.init(key)
+        logq = policy.logprobs(params)
+        return TrainState(
+            params=params,
+            reference=params,
+            opt_state=optimizer.init(params),
+            extra=objective.init_extra(logq),
+            count=jnp.zeros((), jnp.int32),
+        )
+
+    def step(key, state, batch):
+        rollout, extra = objective.prepare(
+            key, policy, state.params, state.reference, batch, state.extra, state.count
+        )
+
+        def update(carry, _):
+            params, opt_state = carry
+            grad_fn = jax.value_and_grad(lambda p: objective.loss(policy, p, rollout), has_aux=True)
+            (_, (reported, zero)), grads = grad_fn(params)
+            if natural_gradient:
+                grads = _natural(policy, params, grads, damping)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            return (params, opt_state), (reported, zero)
+
+        if objective.epochs == 1:
+            (params, opt_state), (losses, zeros) = update((state.params, state.opt_state), None)
+            losses, zeros = losses[None], zeros[None]
+        else:
+            (params, opt_state), (losses, zeros) = jax.lax.scan(
+                update, (state.params, state.opt_state), None, length=objective.epochs
+            )
+        logq = policy.logprobs(params)
+        logp0 = policy.logprobs(state.reference)
+        target = objective.target(logp0, batch)
+        reward = jnp.asarray(batch.reward, logq.dtype)
+        info = Info(
+            loss=losses[0],
+            zero_signal=zeros[0],
+            **_metrics(logq, logp0, target, reward, correct, ks, budget),
+        )
+        new_state = TrainState(params, state.reference, opt_state, extra, state.count + 1)
+        return new_state, info
+
+    return Trainer(jax.jit(init), jax.jit(step), policy, objective, ks)
+
+
+def make_mirror_descent(
+    logp0: Any,
+    step_size: Any,
+    *,
+    ks: Any = (1, 8, 64),
+    budget: Any = None,
+    correct: Any = None,
+) -> Trainer:
+    r"""Exact mirror descent on $J(q) = \mathbb{E}_q[r] - \beta\,\mathrm{KL}(q\|p_0)$: one Gibbs
+    tilt per step (the reference method).
+
+    $$ q_{t+1} = \mathrm{gibbs}\big(q_t,\; -[r - \beta\log(q_t/p_0)],\; 1/\eta\big)
+       \;\propto\; q_t^{1-\eta\beta}\,p_0^{\eta\beta}\,e^{\eta r}. $$
+
+    The log-ratio to the target contracts by $(1 - \eta\beta)$ per step (converges for
+    $0 < \eta\beta < 2$; $\eta\beta = 1$ lands on ``gibbs(p0, -r, β)`` in one step). With
+    ``beta = 0`` ``T`` steps equal one tilt at temperature $1/(T\eta)$ (THEORY.md T3). The state's
+    ``params`` are the log-probabilities themselves; the batch is ``Batch(reward, beta)``.
+    """
+    logp0 = _checks.logp(logp0, "logp0")
+    logp0 = logp0.astype(_checks._float_dtype(logp0))
+    eta = float(_checks.positive(step_size, "step_size"))
+    ks = _ks(ks)
+    budget = _budget(budget, ks)
+    correct = _correct(correct, tuple(logp0.shape))
+    policy = flat_policy(lambda key: logp0, lambda params: params)
+    objective = Objective(
+        "mirror_descent",
+        "exact",
+        1,
+        None,
+        None,
+        lambda lp0, batch: gibbs_target(lp0, jnp.asarray(batch.reward, lp0.dtype), batch.beta),
+        lambda lp0: (),
+    )
+
+    def init(key):
+        del key
+        return TrainState(logp0, logp0, (), (), jnp.zeros((), jnp.int32))
+
+    def step(key, state, batch):
+        del key
+        logq, ref = state.params, state.reference
+        beta = jnp.asarray(batch.beta, logq.dtype)
+        r = _reward_support(ref, jnp.asarray(batch.reward, logq.dtype))
+        pos = logq > -jnp.inf
+        log_ratio = jnp.where(pos, logq - jnp.where(pos, ref, 0.0), 0.0)
+        signal = jnp.where(pos, r - beta * log_ratio, 0.0)
+        loss = jnp.mean(-_expect(logq, r) + beta * _kl(logq, ref))
+        new = _tilted(logq, signal, eta)
+        target = objective.target(ref, batch)
+        info = Info(
+            loss=loss,
+            zero_signal=jnp.zeros((), logq.dtype),
+            **_metrics(new, ref, target, r, correct, ks, budget),
+        )
+        return TrainState(new, ref, (), (), state.count + 1), info
+
+    return Trainer(jax.jit(init), jax.jit(step), policy, objective, ks)
+
+
+def _tilted(logq, signal, eta):
+    """gibbs(q, -signal, 1/eta) = normalize(log q + eta * signal), -inf kept."""
+    from ..free_energy import _gibbs
+
+    return _gibbs(logq, -signal, jnp.asarray(1.0 / eta, logq.dtype))
+
+
+# ----------------------------------------------------------------------------- the loop
+@partial(jax.jit, static_argnames=("trainer", "num_steps"))
+def _run(trainer, key, batch, num_steps):
+    if trainer.objective.mode == "exact":  # deterministic: no keys to draw (compiles faster)
+        state = trainer.init(key)
+        return jax.lax.scan(lambda s, _: trainer.step(key, s, batch), state, None, length=num_steps)
+    keys = jax.random.split(key, num_steps + 1)
+    state = trainer.init(keys[0])
+    return jax.lax.scan(lambda s, k: trainer.step(k, s, batch), state, keys[1:])
+
+
+def run(trainer: Trainer, key: jax.Array, batch: Batch, num_steps: int):
+    """Train for ``num_steps`` steps from ``trainer.init``: ``(final_state, infos)``.
+
+    ``infos`` is the ``Info`` trajectory stacked by ``lax.scan`` (leading axis: steps). The key
+    is split into ``num_steps + 1`` keys: the first initializes, the others drive the steps
+    (exact-mode objectives draw nothing and get ``key`` unchanged). Pure and jit-compiled (once
+    per trainer, batch shape and ``num_steps``), so it can be batched::
+
+        seeds = jax.random.split(jax.random.key(0), 8)
+        jax.vmap(lambda k: run(trainer, k, batch, 100))(seeds)                # over seeds
+        jax.vmap(lambda b: run(trainer, key, Batch(reward, b), 100))(betas)  # over beta
+    """
+    if not isinstance(trainer, Trainer):
+        raise TypeError(
+            f"`trainer` must be a Trainer from make_trainer/make_mirror_descent, got "
+            f"{type(trainer).__name__}."
+        )
+    key = _checks.key(key)
+    num_steps = _checks.integer(num_steps, "num_steps", minimum=1)
+    batch = check_batch(trainer, batch)
+    return _run(trainer, key, batch, num_steps)
