@@ -21,8 +21,12 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	$(PY) -m experiments
 
+# XLA's CPU runtime takes each large output from malloc; above glibc's 32 MiB mmap ceiling every
+# call then page-faults its output in (NumPy avoids this with huge pages). The second run shows
+# the flat kernels with glibc told to keep large blocks on the heap.
 bench: $(STAMP)
 	$(PY) -m benchmarks
+	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 $(PY) -m benchmarks flat
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ at n = 1e7 in less time than 30 ``gibbs`` calls.
 from __future__ import annotations
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -143,6 +144,10 @@ def _bench_size(n: int, repeat: int, beta: float = 0.7, eps: float = 0.5) -> Non
 def main(quick: bool = False) -> None:
     sizes = [10**5, 10**6] if quick else [10**5, 10**6, 10**7, 10**8]
     repeat = 3 if quick else 5
-    print(f"devices: {jax.devices()}  dtype float32  (median of {repeat} runs; 2 at n = 1e8)")
+    malloc = os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default")
+    print(
+        f"devices: {jax.devices()}  dtype float32  (median of {repeat} runs; 2 at n = 1e8)  "
+        f"MALLOC_MMAP_THRESHOLD_={malloc}"
+    )
     for n in sizes:
         _bench_size(n, repeat if n < 10**8 else 2)

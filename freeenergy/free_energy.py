@@ -66,7 +66,7 @@ def _shifted_tilt_logits(logp0, energy, beta, c=None):
     scaled = jnp.where(
         energy == jnp.inf,
         jnp.inf,
-        jnp.where(excess == 0, 0.0, excess / beta[..., None]),
+        jnp.where(excess == 0, 0.0, excess * (1.0 / beta[..., None])),
     )
     logits = jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
     return logits, c[..., 0]
