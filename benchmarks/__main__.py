@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import subprocess
 import sys
 
 from . import NAMES
@@ -22,9 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name not in NAMES:
             parser.error(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)}")
-    for name in names:
-        print(f"== {name} ==", flush=True)
-        importlib.import_module(f"benchmarks.bench_{name}").main(quick=args.quick)
+    if len(names) > 1:
+        # One process per benchmark: each sets its own JAX configuration (some run in float64),
+        # which must not leak into the next one's timings.
+        for name in names:
+            cmd = [sys.executable, "-m", "benchmarks", name] + (["--quick"] if args.quick else [])
+            code = subprocess.run(cmd, check=False).returncode
+            if code:
+                return code
+        return 0
+    print(f"== {names[0]} ==", flush=True)
+    importlib.import_module(f"benchmarks.bench_{names[0]}").main(quick=args.quick)
     return 0
 
 
