@@ -1,0 +1,38 @@
+"""The NumPy baselines of the flat benchmark compute the same thing as the library."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import freeenergy as fe
+from benchmarks.bench_flat import np_gibbs, np_log_partition, np_tilt_for_kl
+
+
+@pytest.fixture(scope="module")
+def instance():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=2000)
+    logp0 = logits - np.logaddexp.reduce(logits)
+    return logp0, rng.normal(size=2000)
+
+
+def test_numpy_gibbs_and_log_partition_match_the_library(instance):
+    logp0, energy = instance
+    np.testing.assert_allclose(
+        np_gibbs(logp0, energy, 0.7),
+        fe.gibbs(jnp.asarray(logp0), jnp.asarray(energy), 0.7),
+        rtol=0,
+        atol=1e-12,
+    )
+    assert np_log_partition(logp0, energy, 0.7) == pytest.approx(
+        float(fe.log_partition(jnp.asarray(logp0), jnp.asarray(energy), 0.7)), abs=1e-12
+    )
+
+
+def test_numpy_tilt_for_kl_matches_the_library(instance):
+    logp0, energy = instance
+    np_logq, np_beta = np_tilt_for_kl(logp0, -energy, 0.5)
+    logq, beta = fe.tilt_for_kl(jnp.asarray(logp0), -jnp.asarray(energy), 0.5)
+    assert np_beta == pytest.approx(float(beta), rel=1e-5)
+    assert float(fe.kl(jnp.asarray(np_logq), jnp.asarray(logp0))) == pytest.approx(0.5, rel=1e-5)
+    np.testing.assert_allclose(np_logq, logq, atol=1e-4)
