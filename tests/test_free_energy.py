@@ -16,36 +16,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import np_kl, np_lse, np_normalize, np_tilt
 
 import freeenergy as fe
 
 INF = np.inf
 N = 8
-
-
-def np_lse(x):
-    x = np.asarray(x, dtype=np.float64)
-    m = np.max(x, axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return (m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))[..., 0]
-
-
-def np_normalize(x):
-    return x - np_lse(x)[..., None]
-
-
-def np_kl(logq, logp):
-    pos = logq > -INF
-    if np.any(pos & (logp == -INF)):
-        return INF
-    return math.fsum(np.exp(logq[pos]) * (logq[pos] - logp[pos]))
-
-
-def np_tilt(logp0, energy, beta):
-    with np.errstate(invalid="ignore"):
-        a = np.where((logp0 == -INF) | (energy == INF), -INF, logp0 - energy / beta)
-    return np_normalize(a)
 
 
 @pytest.fixture(scope="module")

@@ -19,24 +19,13 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from oracles import np_lse, np_normalize
 
 import freeenergy as fe
 from freeenergy import Regime
 
 INF = np.inf
 N = 12
-
-
-def np_lse(x):
-    x = np.asarray(x, dtype=np.float64)
-    m = np.max(x, axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return (m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))[..., 0]
-
-
-def np_normalize(x):
-    return x - np_lse(x)[..., None]
 
 
 def exact_reach(log_p: float, budget: float) -> float:

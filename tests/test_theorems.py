@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from oracles import np_kl, np_lse, np_normalize, np_tilt
 
 import freeenergy as fe
 
@@ -28,31 +29,6 @@ INF = np.inf
 
 
 # ----------------------------------------------------------------------------- NumPy oracle
-def np_lse(x: np.ndarray) -> np.ndarray:
-    """log(sum(exp(x))) over the last axis; -inf for an all -inf row."""
-    x = np.asarray(x, dtype=np.float64)
-    m = np.max(x, axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return (m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))[..., 0]
-
-
-def np_normalize(x: np.ndarray) -> np.ndarray:
-    return x - np_lse(x)[..., None]
-
-
-def np_tilt(logp0: np.ndarray, energy: np.ndarray, beta: float) -> np.ndarray:
-    """log q*, q* ∝ p0 exp(-U/beta), written out directly."""
-    with np.errstate(invalid="ignore"):
-        a = np.where((logp0 == -INF) | (energy == INF), -INF, logp0 - energy / beta)
-    return np_normalize(a)
-
-
-def np_kl(logq: np.ndarray, logp: np.ndarray) -> float:
-    pos = logq > -INF
-    if np.any(pos & (logp == -INF)):
-        return INF
-    return math.fsum(np.exp(logq[pos]) * (logq[pos] - logp[pos]))
 
 
 def np_expect(logq: np.ndarray, values: np.ndarray) -> float:
