@@ -287,7 +287,7 @@ def positive(x: Any, name: str, *, what: str = "", dtype: Any = None) -> jax.Arr
     if not np.all(np.isfinite(v)) or np.any(v <= 0):
         bad = v.flat[int(np.argmax(~np.isfinite(v.ravel()) | (v.ravel() <= 0)))]
         raise ValueError(
-            f"`{name}` must be finite and > 0{what}, got {bad!r}"
+            f"`{name}` must be finite and > 0{what}, got {float(bad)!r}"
             f"{'' if v.ndim == 0 else ' (in ' + _describe(v) + ')'}."
         )
     return arr
@@ -307,7 +307,7 @@ def at_least_one(x: Any, name: str, *, integer: bool = False, dtype: Any = None)
     if np.any(bad):
         got = v.flat[int(np.argmax(bad.ravel()))]
         need = "a whole number >= 1" if integer else "a finite number >= 1"
-        raise ValueError(f"`{name}` must be {need} (a number of samples), got {got!r}.")
+        raise ValueError(f"`{name}` must be {need} (a number of samples), got {float(got)!r}.")
     return arr
 
 
