@@ -1,5 +1,6 @@
 """The README's quickstart runs as written and prints what its comments say."""
 
+import math
 import re
 from pathlib import Path
 
@@ -31,3 +32,27 @@ def test_quickstart_runs_and_its_comments_hold(capsys):
     # The printed minimal free energy equals F at the tilt (Gibbs variational principle).
     f_at_tilt = float(out[0].split()[1])
     assert float(out[1]) == pytest.approx(f_at_tilt, rel=1e-12)
+
+
+def test_sequences_and_training_example(capsys):
+    blocks = python_blocks()
+    assert len(blocks) >= 2, "README lost its sequences/training example"
+    namespace: dict = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(blocks[1], str(README), "exec"), namespace)  # noqa: S102
+    capsys.readouterr()
+    seq, fe = namespace["seq"], namespace["fe"]
+    # The base success probability is a binomial tail: P(Binomial(64, 0.1) >= 16).
+    tail = sum(math.comb(64, j) * 0.1**j * 0.9 ** (64 - j) for j in range(16, 65))
+    base = float(
+        namespace["jnp"].exp(seq.accept_logprob(namespace["model"], namespace["verifier"]))
+    )
+    assert base == pytest.approx(tail, rel=1e-10)
+    # The tilt with reward 1 on accepted strings at beta moves that mass to t e^(1/b) / Z.
+    tilted = float(
+        namespace["jnp"].exp(seq.accept_logprob(namespace["tilted"], namespace["verifier"]))
+    )
+    boost = math.exp(1 / 0.2)
+    assert tilted == pytest.approx(tail * boost / (1 - tail + tail * boost), rel=1e-10)
+    gibbs = fe.gibbs(namespace["logp0"], -namespace["reward"], 0.5)
+    assert float(fe.kl(namespace["logq_trained"], gibbs)) < 1e-8
