@@ -264,6 +264,19 @@ def broadcast(name_a: str, a: jax.Array, name_b: str, b: jax.Array) -> tuple[int
         ) from None
 
 
+def against_batch(name: str, arr: jax.Array, batch_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Broadcast shape of a per-row parameter (``beta``, a budget, ``k``, ...) and the batch shape
+    (all axes of the distributions but the behaviors), or a ValueError naming the parameter."""
+    try:
+        return tuple(jnp.broadcast_shapes(arr.shape, tuple(batch_shape)))
+    except ValueError:
+        raise ValueError(
+            f"`{name}` has shape {tuple(arr.shape)}, which does not broadcast against the batch "
+            f"shape {tuple(batch_shape)} (all axes but the behaviors); give a scalar, one value "
+            f"per row, or add trailing axes to `{name}` (e.g. `{name}[:, None]`)."
+        ) from None
+
+
 def same_last_axis(name_a: str, a: jax.Array, name_b: str, b: jax.Array) -> tuple[int, ...]:
     """Like ``broadcast`` but the behavior axis must match exactly (no broadcasting over it)."""
     shape = broadcast(name_a, a, name_b, b)

@@ -124,14 +124,7 @@ def _prepare(logp0, energy, beta, *, energy_name="energy", beta_name="beta", sig
         energy = energy[None]
     shape = _checks.broadcast("logp0", logp0, energy_name, energy)
     beta = _checks.positive(beta, beta_name)
-    try:
-        jnp.broadcast_shapes(beta.shape, shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"`{beta_name}` has shape {tuple(beta.shape)}, which does not broadcast against the "
-            f"batch shape {shape[:-1]} of `logp0`/`{energy_name}` (all axes but the behaviors); "
-            f"give a scalar, or add trailing axes to `{beta_name}`."
-        ) from None
+    _checks.against_batch(beta_name, beta, shape[:-1])
     dtype = _checks._float_dtype(logp0, energy, beta)
     return logp0.astype(dtype), energy.astype(dtype), beta.astype(dtype)
 
@@ -209,13 +202,7 @@ def free_energy(logq: Any, logp0: Any, energy: Any, beta: Any) -> jax.Array:
     _checks.same_last_axis("logq", logq, "logp0", logp0)
     _checks.broadcast("logq", logq, "energy", energy)
     shape = jnp.broadcast_shapes(logq.shape, logp0.shape, energy.shape)
-    try:
-        jnp.broadcast_shapes(beta.shape, shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"`beta` has shape {tuple(beta.shape)}, which does not broadcast against the batch "
-            f"shape {shape[:-1]} of `logq`; give a scalar, or add trailing axes to `beta`."
-        ) from None
+    _checks.against_batch("beta", beta, shape[:-1])
     dtype = _checks._float_dtype(logq, logp0)
     return _free_energy_jit(logq.astype(dtype), logp0, energy, beta)
 
@@ -258,13 +245,7 @@ def implied_energy(logq: Any, logp0: Any, beta: Any, *, return_singular: bool = 
     logp0 = _checks.logp(logp0, "logp0")
     shape = _checks.same_last_axis("logq", logq, "logp0", logp0)
     beta = _checks.positive(beta, "beta")
-    try:
-        jnp.broadcast_shapes(beta.shape, shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"`beta` has shape {tuple(beta.shape)}, which does not broadcast against the batch "
-            f"shape {shape[:-1]}; give a scalar or add trailing axes."
-        ) from None
+    _checks.against_batch("beta", beta, shape[:-1])
     dtype = _checks._float_dtype(logq, logp0, beta)
     energy, singular = _implied(logq.astype(dtype), logp0.astype(dtype), beta.astype(dtype))
     return (energy, singular) if return_singular else energy
@@ -469,13 +450,7 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
         v = np.asarray(budget)
         if v.size == 0 or not np.all(np.isfinite(v)) or np.any(v < 0):
             raise ValueError(f"`kl_budget` must be finite and >= 0 (nats), got {kl_budget!r}.")
-    try:
-        budget_shape = jnp.broadcast_shapes(budget.shape, shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"`kl_budget` has shape {tuple(budget.shape)}, which does not broadcast against the "
-            f"batch shape {shape[:-1]}; give a scalar or one budget per row."
-        ) from None
+    budget_shape = _checks.against_batch("kl_budget", budget, shape[:-1])
     full = (*budget_shape, shape[-1])
     dtype = _checks._float_dtype(logp0, reward, budget)
     lp0 = jnp.broadcast_to(logp0.astype(dtype), full)

@@ -72,13 +72,7 @@ def _pass_at_k(logp, correct, k):
 
 def _budget(budget: Any, batch_shape: tuple[int, ...], dtype: Any) -> jax.Array:
     b = _checks.at_least_one(budget, "budget")
-    try:
-        jnp.broadcast_shapes(b.shape, batch_shape)
-    except ValueError:
-        raise ValueError(
-            f"`budget` has shape {tuple(b.shape)}, which does not broadcast against the batch "
-            f"shape {batch_shape}; give a scalar or one budget per row."
-        ) from None
+    _checks.against_batch("budget", b, batch_shape)
     return b.astype(dtype)
 
 
@@ -141,13 +135,7 @@ def pass_at_k(logp: Any, correct: Any, k: Any) -> jax.Array:
     correct = _checks.mask(correct, "correct")
     shape = _checks.same_last_axis("logp", logp, "correct", correct)
     k = _checks.at_least_one(k, "k", integer=True)
-    try:
-        jnp.broadcast_shapes(k.shape, shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"`k` has shape {tuple(k.shape)}, which does not broadcast against the batch shape "
-            f"{shape[:-1]}; give a scalar, or add trailing axes to `k`."
-        ) from None
+    _checks.against_batch("k", k, shape[:-1])
     return _pass_at_k(logp, correct, k.astype(logp.dtype))
 
 

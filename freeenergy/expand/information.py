@@ -90,13 +90,7 @@ def _weight(x: Any, batch: tuple[int, ...], dtype: Any, *, upper_open: bool) -> 
                 f"`weight` must satisfy {need} (the fraction given to the new distribution), "
                 f"got {v.flat[int(np.argmax(bad.ravel()))]!r}."
             )
-    try:
-        jnp.broadcast_shapes(w.shape, batch)
-    except ValueError:
-        raise ValueError(
-            f"`weight` has shape {tuple(w.shape)}, which does not broadcast against the batch "
-            f"shape {batch}; give a scalar or one weight per row."
-        ) from None
+    _checks.against_batch("weight", w, batch)
     return w.astype(dtype)
 
 
@@ -269,13 +263,7 @@ _elicitation_cost_jit = jax.jit(_elicitation_cost)
 def _budget_and_confidence(budget, confidence, batch, dtype):
     c = _checks.probability_open(confidence, "confidence")
     b = _checks.at_least_one(budget, "budget")
-    try:
-        batch = tuple(jnp.broadcast_shapes(b.shape, batch))
-    except ValueError:
-        raise ValueError(
-            f"`budget` has shape {tuple(b.shape)}, which does not broadcast against the batch "
-            f"shape {batch}; give a scalar or one budget per row."
-        ) from None
+    batch = _checks.against_batch("budget", b, batch)
     return jnp.broadcast_to(b.astype(dtype), batch), c, batch
 
 

@@ -217,14 +217,7 @@ def _prepare(logp0: Any, reward: Any, n: Any, *, reward_name: str = "reward"):
         )
     shape = _checks.same_last_axis("logp0", logp0, reward_name, reward)
     n = _checks.at_least_one(n, "n", integer=True)
-    try:
-        batch = tuple(jnp.broadcast_shapes(n.shape, shape[:-1]))
-    except ValueError:
-        raise ValueError(
-            f"`n` has shape {tuple(n.shape)}, which does not broadcast against the batch shape "
-            f"{shape[:-1]} of `logp0`/`{reward_name}` (all axes but the behaviors); give a "
-            "scalar, or add trailing axes to `n` (e.g. `n[:, None]` for a batch of bases)."
-        ) from None
+    batch = _checks.against_batch("n", n, shape[:-1])
     dtype = _checks._float_dtype(logp0, reward)
     full = (*batch, shape[-1])
     return (
