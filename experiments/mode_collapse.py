@@ -223,38 +223,29 @@ def plot(result: dict):
     ax.set_title(f"at equal success q(correct) ≈ {cfg['match_success']:g}")
     ax.legend(fontsize=7)
 
-    ax = axes[2]
-    ax.plot(ks, base["distinct"], color="0.5", ls=":", marker=".", label="p0")
-    for name, m in methods.items():
-        ax.plot(
-            ks,
-            m["matched_distinct"],
-            marker=".",
-            color=colors[name],
-            ls=styles.get(name, "-"),
-            label=LABELS[name],
-        )
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("samples k")
-    ax.set_ylabel("expected distinct correct answers")
-    ax.set_title("diversity among correct answers in k samples")
-    ax.legend(fontsize=7)
-
-    ax = axes[3]
-    ax.plot(ks, base["rare_pass"], color="0.5", ls=":", marker=".", label="p0")
-    for name, m in methods.items():
-        ax.plot(
-            ks,
-            m["matched_rare_pass"],
-            marker=".",
-            color=colors[name],
-            ls=styles.get(name, "-"),
-            label=LABELS[name],
-        )
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("samples k")
-    ax.set_ylabel("P(rarest correct answer found)")
-    ax.set_title("pass@k of the rare correct answer")
-    ax.legend(fontsize=7)
+    panels = [
+        (
+            "distinct",
+            "expected distinct correct answers",
+            "diversity among correct answers in k samples",
+        ),
+        ("rare_pass", "P(rarest correct answer found)", "pass@k of the rare correct answer"),
+    ]
+    for ax, (field, ylabel, title) in zip(axes[2:], panels, strict=True):
+        ax.plot(ks, base[field], color="0.5", ls=":", marker=".", label="p0")
+        for name, m in methods.items():
+            ax.plot(
+                ks,
+                m[f"matched_{field}"],
+                marker=".",
+                color=colors[name],
+                ls=styles.get(name, "-"),
+                label=LABELS[name],
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("samples k")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -5,6 +5,7 @@ Written out directly from THEORY.md's definitions, sharing no code with ``freeen
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -38,3 +39,22 @@ def np_kl(logq: np.ndarray, logp: np.ndarray) -> float:
     if np.any(pos & (logp == -INF)):
         return INF
     return math.fsum(np.exp(logq[pos]) * (logq[pos] - logp[pos]))
+
+
+def all_strings(vocab: int, length: int) -> list[tuple[int, ...]]:
+    """Every string of ``length`` tokens over ``vocab`` tokens, in lexicographic order."""
+    return list(itertools.product(range(vocab), repeat=length))
+
+
+def string_logp(model, ys) -> np.ndarray:
+    """log p(y) of each string by walking a sequence model's generator in plain Python:
+    log p(y) = sum_t logp[t, s_t, y_t] with s_{t+1} = transition[s_t, y_t]."""
+    logp, trans = np.asarray(model.logp), np.asarray(model.transition)
+    out = []
+    for y in ys:
+        s, total = int(model.initial), 0.0
+        for t, tok in enumerate(y):
+            total += logp[t, s, tok]
+            s = trans[s, tok]
+        out.append(total)
+    return np.asarray(out)

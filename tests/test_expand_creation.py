@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from oracles import all_strings, string_logp
 
 import freeenergy as fe
 from freeenergy import expand
@@ -27,21 +28,11 @@ ATOL = 1e-12
 
 
 # ----------------------------------------------------------------------------- the oracle
-def all_strings(vocab, length):
-    return [tuple(y) for y in itertools.product(range(vocab), repeat=length)]
 
 
 def oracle_p(model, ys):
     """p(y) of every string by walking the generator (plain Python)."""
-    logp, trans = np.asarray(model.logp), np.asarray(model.transition)
-    out = []
-    for y in ys:
-        s, total = int(model.initial), 0.0
-        for t, tok in enumerate(y):
-            total += logp[t, s, tok]
-            s = trans[s, tok]
-        out.append(math.exp(total))
-    return np.asarray(out)
+    return np.exp(string_logp(model, ys))
 
 
 def oracle_accepts(verifier, ys):

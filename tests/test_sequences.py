@@ -7,7 +7,6 @@ then applies the flat-space functions (``gibbs``, ``kl``, ``entropy``). Float64 
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import jax
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import all_strings, string_logp
 
 import freeenergy as fe
 from freeenergy import sequences as sq
@@ -24,20 +24,6 @@ ATOL = 1e-10
 
 
 # ----------------------------------------------------------------------------- the oracle
-def all_strings(vocab: int, length: int) -> list[tuple[int, ...]]:
-    return list(itertools.product(range(vocab), repeat=length))
-
-
-def oracle_logp(model: sq.SequenceModel, ys) -> np.ndarray:
-    logp, trans = np.asarray(model.logp), np.asarray(model.transition)
-    out = []
-    for y in ys:
-        s, total = int(model.initial), 0.0
-        for t, tok in enumerate(y):
-            total += logp[t, s, tok]
-            s = trans[s, tok]
-        out.append(total)
-    return np.asarray(out)
 
 
 def oracle_walk(verifier: sq.Automaton, y) -> list[int]:
@@ -190,7 +176,7 @@ def test_dynamic_programs_equal_enumeration(instance):
     kwargs, final, step = energies_for(rng, verifier, mode, vocab, length)
 
     ys = all_strings(vocab, length)
-    lp = oracle_logp(model, ys)
+    lp = string_logp(model, ys)
     energy = oracle_energy(verifier, ys, final, step)
     accepted = np.array([bool(verifier.accepting[oracle_walk(verifier, y)[-1]]) for y in ys])
 
@@ -251,7 +237,7 @@ def test_tilt_composition_and_kl_between_models(instance, seed2):
         model, both, beta, reward=(r1[:, None] + r2[None, :]).reshape(-1), step_energy=step
     )
     ys = all_strings(vocab, length)
-    lp = oracle_logp(model, ys)
+    lp = string_logp(model, ys)
     tokens_energy = np.array([sum(step[t, y[t]] for t in range(length)) for y in ys])
     energy = oracle_energy(first, ys, -r1) + tokens_energy + oracle_energy(second, ys, -r2)
     flat = fe.gibbs(jnp.asarray(lp), jnp.asarray(energy), beta)
@@ -262,7 +248,7 @@ def test_tilt_composition_and_kl_between_models(instance, seed2):
     other = pad_model(
         rng, random_model(np.random.default_rng(seed2), "finite_state", vocab, length), 3
     )
-    lp_other = oracle_logp(other, ys)
+    lp_other = string_logp(other, ys)
     assert_logs_close(sq.kl(model, other), fe.kl(jnp.asarray(lp), jnp.asarray(lp_other)))
     assert_logs_close(sq.kl(twice, other), fe.kl(flat, jnp.asarray(lp_other)))
 
@@ -278,9 +264,9 @@ def test_log_prob_energy_and_acceptance_of_strings_match_the_oracle():
             seed, ["iid", "markov", "prefix", "fs"][seed], (vocab, length)
         )
         kwargs, final, step = energies_for(rng, verifier, "reward+step", vocab, length)
-        assert_logs_close(sq.log_prob(model, tokens), oracle_logp(model, ys))
+        assert_logs_close(sq.log_prob(model, tokens), string_logp(model, ys))
         assert_logs_close(
-            sq.log_prob(model, tokens.reshape(9, 9, length)), oracle_logp(model, ys).reshape(9, 9)
+            sq.log_prob(model, tokens.reshape(9, 9, length)), string_logp(model, ys).reshape(9, 9)
         )
         assert_logs_close(
             sq.sequence_energy(verifier, tokens, **kwargs), oracle_energy(verifier, ys, final, step)
@@ -492,7 +478,7 @@ def test_log_prob_gradient_counts_table_uses_and_compiles_once():
         )
     )(model.logp)
     counts = np.zeros(model.logp.shape)
-    lp = oracle_logp(model, [tuple(int(v) for v in y) for y in np.asarray(tokens)])
+    lp = string_logp(model, [tuple(int(v) for v in y) for y in np.asarray(tokens)])
     trans = np.asarray(model.transition)
     for y, value in zip(np.asarray(tokens), lp, strict=True):
         if not np.isfinite(value):

@@ -43,7 +43,7 @@ import numpy as np
 from .. import _checks
 from .. import sequences as sq
 from ..support import _log1mexp
-from .sequence_search import SequenceCost, _alive, _int_dtype
+from .sequence_search import SequenceCost, _alive, _inputs, _int_dtype
 
 __all__ = ["first_error", "Retry", "retry", "sample_retry"]
 
@@ -134,17 +134,6 @@ def _retry_jit(lp, dead, vocab, length, turns, exclude):
 
 
 # ----------------------------------------------------------------------------- public API
-def _inputs(model: Any, verifier: Any):
-    model = sq._model(model)
-    if verifier is None:
-        raise TypeError("`verifier` must be a freeenergy.sequences.Automaton, got None.")
-    verifier = sq._verifier(verifier, model.vocab)
-    return (
-        model,
-        jnp.asarray(verifier.transition, jnp.int32),
-        jnp.asarray(verifier.accepting, bool),
-        jnp.asarray(verifier.initial, jnp.int32),
-    )
 
 
 def first_error(verifier: Any, tokens: Any) -> jax.Array:

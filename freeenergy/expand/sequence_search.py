@@ -236,8 +236,8 @@ def _inputs(model: Any, verifier: Any):
     model = sq._model(model)
     if verifier is None:
         raise TypeError(
-            "`verifier` must be a freeenergy.sequences.Automaton (the check the search runs), "
-            "got None."
+            "`verifier` must be a freeenergy.sequences.Automaton (the check that accepts an "
+            "answer), got None."
         )
     verifier = sq._verifier(verifier, model.vocab)
     return (
