@@ -133,15 +133,21 @@ def _inverse_cdf(logq: jax.Array, uniform: jax.Array) -> jax.Array:
     mass = jnp.sum(jnp.exp(logq.reshape(*batch, blocks, b)), axis=-1)  # (..., B)
     block_cdf = _prefix_sum(mass)
     u = uniform * block_cdf[..., -1:]
-    below = block_cdf[..., None, :] <= u[..., :, None]  # (..., k, B): blocks entirely before u
-    block = jnp.minimum(jnp.sum(below, axis=-1), _last_positive(mass)[..., None])  # (..., k)
-    before = jnp.sum(jnp.where(below, mass[..., None, :], 0.0), axis=-1)
+    # The block of each draw: the number of blocks that end at or before u (compared with the
+    # blocks on the second-to-last axis, so the count reduces across the k draws at once).
+    ends_before = block_cdf[..., :, None] <= u[..., None, :]  # (..., B, k)
+    block = jnp.minimum(
+        jnp.sum(ends_before, axis=-2, dtype=jnp.int32), _last_positive(mass)[..., None]
+    )
+    # The mass before that block (its cumulative mass minus its own; rounding can put this a
+    # hair above u, hence the clamp below: a leading zero-mass behavior is never drawn).
+    before = jnp.take_along_axis(block_cdf - mass, block, axis=-1)
     # The chosen blocks' probabilities (..., k, b), gathered from the flat array (a contiguous
     # slice per draw: much faster on CPU than a gather along the block axis).
     rows = jnp.arange(math.prod(batch)).reshape(*batch, 1, 1)
     flat = ((rows * blocks + block[..., None]) * b + jnp.arange(b)).reshape(-1)
     chosen = jnp.exp(jnp.take(logq.reshape(-1), flat, mode="clip")).reshape(*batch, num, b)
-    inner = _count_running(chosen, u - before)
+    inner = _count_running(chosen, jnp.maximum(u - before, 0.0))
     inner = jnp.minimum(inner, _last_positive(chosen))
     return (block * b + inner).astype(jnp.int32)
 
