@@ -1,4 +1,5 @@
-"""Test session setup: float64 for the theorem tests, and hypothesis profiles.
+"""Test session setup: float64 for the theorem tests, two CPU devices (so that work spread
+over devices with ``jax.sharding`` is really split), and hypothesis profiles.
 
 Profiles (select with HYPOTHESIS_PROFILE): ``ci`` (default, quick), ``dev``, ``thorough``.
 """
@@ -9,6 +10,7 @@ import jax
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_num_cpu_devices", 2)
 
 settings.register_profile(
     "ci",

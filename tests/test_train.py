@@ -450,6 +450,86 @@ def test_flat_sampler_matches_the_distribution():
     np.testing.assert_allclose(freq, np.exp(np.asarray(logq)), atol=6e-3)
 
 
+def test_block_sampler_never_draws_zero_mass_and_matches_the_distribution():
+    # n > 256 takes the two-level path (blocks of 25). Zero mass everywhere the pattern says:
+    # whole blocks, the first entries of blocks (a draw landing on a block boundary must skip
+    # them) and the last entries of the space.
+    n = 1000
+    rng = np.random.default_rng(5)
+    p = rng.gamma(0.3, size=n)
+    p[rng.random(n) < 0.4] = 0.0
+    p[::25] = 0.0
+    p[100:150] = 0.0
+    p[-7:] = 0.0
+    p /= p.sum()
+    logq = jnp.log(jnp.asarray(p))
+    m = 400_000
+    draws = np.asarray(tr.tabular(logq).sample(KEY, logq, m))
+    assert draws.min() >= 0 and draws.max() < n
+    assert not np.any(p[draws] == 0.0)
+    freq = np.bincount(draws, minlength=n) / m
+    # Binomial standard error <= sqrt(0.25 / m) = 8e-4; 5 sigma.
+    np.testing.assert_allclose(freq, p, atol=4e-3)
+    # Batched rows (vmap and leading axes) draw from their own rows.
+    two = jnp.stack([logq, logq[::-1]])
+    draws = np.asarray(
+        jax.vmap(lambda k: tr.tabular(two).sample(k, two, 2000))(jax.random.split(KEY, 3))
+    )
+    assert draws.shape == (3, 2, 2000)
+    assert not np.any(p[draws[:, 0]] == 0.0) and not np.any(p[::-1][draws[:, 1]] == 0.0)
+
+
+# ----------------------------------------------------------------------------- many seeds
+def test_run_seeds_spreads_seeds_over_devices_and_equals_the_vmapped_run():
+    assert len(jax.devices()) == 2  # tests/conftest.py: two CPU devices
+    logp0 = jnp.log(jnp.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4]]))
+    reward = jnp.array([[1.0, 0.0, 0.5, 0.0], [0.0, 1.0, 0.0, 0.3]])
+    trainer = tr.make_trainer(tr.tabular(logp0), tr.grpo(num_samples=4), optax.adam(0.05))
+    batch = tr.Batch(reward, 0.1)
+    keys = jax.random.split(KEY, 5)  # not a multiple of the two devices
+    want = jax.vmap(lambda k: tr.run(trainer, k, batch, 30))(keys)
+    for kwargs in ({}, {"batch_size": 2}, {"devices": jax.devices()[:1], "batch_size": 5}):
+        got = tr.run_seeds(trainer, keys, batch, 30, **kwargs)
+        leaves = zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True)
+        for a, b in leaves:
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # Different seeds really train differently.
+    assert not np.allclose(want[1].loss[0], want[1].loss[1])
+
+
+def test_run_seeds_rejects_bad_arguments():
+    trainer = tr.make_trainer(tr.tabular(LOGP0), tr.grpo(num_samples=4), optax.adam(0.1))
+    batch = tr.Batch(REWARD, 0.1)
+    keys = jax.random.split(KEY, 2)
+    with pytest.raises(TypeError, match="keys"):
+        tr.run_seeds(trainer, np.arange(4), batch, 2)
+    with pytest.raises(ValueError, match="keys"):
+        tr.run_seeds(trainer, KEY, batch, 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        tr.run_seeds(trainer, keys, batch, 2, batch_size=0)
+    with pytest.raises(TypeError, match="devices"):
+        tr.run_seeds(trainer, keys, batch, 2, devices=["cpu"])
+    with pytest.raises(TypeError, match="devices"):
+        tr.run_seeds(trainer, keys, batch, 2, devices=[])
+    with pytest.raises(ValueError, match="num_steps"):
+        tr.run_seeds(trainer, keys, batch, 0)
+    with pytest.raises(TypeError, match="trainer"):
+        tr.run_seeds(trainer.step, keys, batch, 2)
+    with pytest.raises(ValueError, match="batch.beta"):
+        tr.run_seeds(trainer, keys, tr.Batch(REWARD, -1.0), 2)
+
+
+def test_train_docstring_examples():
+    import doctest
+
+    from freeenergy.train import loop, policies
+
+    for mod in (loop, policies):
+        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS, verbose=False)
+        assert result.failed == 0 and result.attempted >= 1
+
+
 # ----------------------------------------------------------------------------- compile once
 def test_training_step_traces_once_per_shape():
     calls = {"n": 0}

@@ -7,7 +7,8 @@ practice, or on exact expectations — and watched converging (or not) to the ex
 * policies (params → log-probs): ``tabular``, ``log_linear``, ``shared``, ``flat_policy``;
 * objectives: ``sft``, ``reinforce``, ``rloo``, ``grpo``, ``ppo``, ``dpo`` (``mode="exact"`` or
   ``"sampled"``); KL estimators ``kl_estimate`` and their exact ``kl_estimator_stats``;
-* the loop: ``make_trainer`` (optionally natural gradient), ``make_mirror_descent``, ``run``.
+* the loop: ``make_trainer`` (optionally natural gradient), ``make_mirror_descent``, ``run``, and
+  ``run_seeds`` (many seeds, spread over devices with ``jax.sharding``).
 """
 
 from .kl import KL_ESTIMATORS, KLEstimatorStats, kl_estimate, kl_estimator_stats
@@ -19,6 +20,7 @@ from .loop import (
     make_mirror_descent,
     make_trainer,
     run,
+    run_seeds,
 )
 from .objectives import (
     MODES,
@@ -65,5 +67,6 @@ __all__ = [
     "make_trainer",
     "make_mirror_descent",
     "run",
+    "run_seeds",
     "check_batch",
 ]
