@@ -481,14 +481,16 @@ def test_block_sampler_never_draws_zero_mass_and_matches_the_distribution():
 
 # ----------------------------------------------------------------------------- many seeds
 def test_run_seeds_spreads_seeds_over_devices_and_equals_the_vmapped_run():
-    assert len(jax.devices()) == 2  # tests/conftest.py: two CPU devices
+    cpus = jax.devices("cpu")
+    assert len(cpus) == 2  # tests/conftest.py: two CPU devices
     logp0 = jnp.log(jnp.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4]]))
     reward = jnp.array([[1.0, 0.0, 0.5, 0.0], [0.0, 1.0, 0.0, 0.3]])
     trainer = tr.make_trainer(tr.tabular(logp0), tr.grpo(num_samples=4), optax.adam(0.05))
     batch = tr.Batch(reward, 0.1)
     keys = jax.random.split(KEY, 5)  # not a multiple of the two devices
     want = jax.vmap(lambda k: tr.run(trainer, k, batch, 30))(keys)
-    for kwargs in ({}, {"batch_size": 2}, {"devices": jax.devices()[:1], "batch_size": 5}):
+    settings = ({}, {"devices": cpus}, {"devices": cpus, "batch_size": 2})
+    for kwargs in (*settings, {"devices": cpus[:1], "batch_size": 5}):
         got = tr.run_seeds(trainer, keys, batch, 30, **kwargs)
         leaves = zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True)
         for a, b in leaves:
