@@ -472,15 +472,19 @@ def run(trainer: Trainer, key: jax.Array, batch: Batch, num_steps: int):
         jax.vmap(lambda k: run(trainer, k, batch, 100))(seeds)                # over seeds
         jax.vmap(lambda b: run(trainer, key, Batch(reward, b), 100))(betas)  # over beta
     """
+    num_steps, batch = _run_arguments(trainer, num_steps, batch)
+    return _run(trainer, _checks.key(key), batch, num_steps)
+
+
+def _run_arguments(trainer: Any, num_steps: Any, batch: Any) -> tuple[int, Batch]:
+    """The checks ``run`` and ``run_seeds`` share: the trainer, the step count, the batch."""
     if not isinstance(trainer, Trainer):
         raise TypeError(
             f"`trainer` must be a Trainer from make_trainer/make_mirror_descent, got "
             f"{type(trainer).__name__}."
         )
-    key = _checks.key(key)
     num_steps = _checks.integer(num_steps, "num_steps", minimum=1)
-    batch = check_batch(trainer, batch)
-    return _run(trainer, key, batch, num_steps)
+    return num_steps, check_batch(trainer, batch)
 
 
 def _seed_keys(keys: Any) -> jax.Array:
@@ -492,7 +496,7 @@ def _seed_keys(keys: Any) -> jax.Array:
             f"`keys` must hold one PRNG key per seed, shape (S,) (S >= 1), got shape "
             f"{tuple(keys.shape)}; make them with `jax.random.split(jax.random.key(0), S)`."
         )
-    return jnp.asarray(keys)
+    return keys
 
 
 @partial(jax.jit, static_argnames=("trainer", "num_steps", "batch_size", "mesh"))
@@ -539,19 +543,11 @@ def run_seeds(
     >>> infos.expected_reward.shape  # (seeds, steps)
     (3, 50)
     """
-    if not isinstance(trainer, Trainer):
-        raise TypeError(
-            f"`trainer` must be a Trainer from make_trainer/make_mirror_descent, got "
-            f"{type(trainer).__name__}."
-        )
+    num_steps, batch = _run_arguments(trainer, num_steps, batch)
     keys = _seed_keys(keys)
-    num_steps = _checks.integer(num_steps, "num_steps", minimum=1)
     batch_size = _checks.integer(batch_size, "batch_size", minimum=1)
-    batch = check_batch(trainer, batch)
-    if devices is None:
-        devices = jax.devices()
-    devices = list(devices) if isinstance(devices, (list, tuple)) else devices
-    if not isinstance(devices, list) or not devices:
+    devices = jax.devices() if devices is None else devices
+    if not isinstance(devices, (list, tuple)) or not devices:
         raise TypeError(
             f"`devices` must be a non-empty list of JAX devices (e.g. `jax.devices()`), got "
             f"{devices!r}."
