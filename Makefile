@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test reproduce bench lint clean venv
+.PHONY: test reproduce bench lint clean venv lessons
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ reproduce: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 	MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 $(PY) -m benchmarks flat
+
+# Serve the lessons (marimo notebooks) on 127.0.0.1:2718: a gallery of all of them, or one with
+# `make lessons LESSON=01`.
+lessons: $(STAMP)
+	$(VENV)/bin/marimo run $(if $(LESSON),$(wildcard lessons/$(LESSON)_*.py),lessons/) --host 127.0.0.1 --port 2718
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
