@@ -130,7 +130,8 @@ def mix(logp0: Any, logp_new: Any, weight: Any) -> jax.Array:
     ``p_new``.
 
     >>> import jax.numpy as jnp
-    >>> jnp.exp(mix(jnp.log(jnp.array([1.0, 0.0])), jnp.log(jnp.array([0.0, 1.0])), 0.25)).tolist()
+    >>> p1 = mix(jnp.log(jnp.array([1.0, 0.0])), jnp.log(jnp.array([0.0, 1.0])), 0.25)
+    >>> [round(p, 12) for p in jnp.exp(p1).tolist()]
     [0.75, 0.25]
     """
     logp0, logp_new, shape, dtype = _pair(logp0, logp_new, "logp_new")
