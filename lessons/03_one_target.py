@@ -101,7 +101,7 @@ def _(beta_select, logp0, reward, samples_slider, steps_slider):
         _data = qstar if _name == "SFT on q* demos" else logp0
         _batch = tr.Batch(reward, beta, _data)
         for _mode in ("exact", "sampled"):
-            if kit.tiny() and _mode == "sampled" and _name != "REINFORCE + KL":
+            if kit.tiny() and _mode == "sampled" and _name != "SFT on q* demos":
                 continue  # the test size compiles one sampled run only
             _trainer = make(_name, _mode)
             _state, _info = tr.run(_trainer, jax.random.key(_i), _batch, steps)
@@ -187,8 +187,9 @@ def _(q1, q1_reveal, sft_vs_rl, steps):
 def _():
     mo.md(r"""
     **Question 2.** Sampled methods see only a few draws per step. With more samples per step,
-    does the final KL to $q^*$ of sampled REINFORCE go **down**, **up**, or **stay the same**?
-    Predict, then move the *samples per step* slider and tick reveal.
+    does the final KL to $q^*$ of sampled SFT (demonstrations drawn from $q^*$) go **down**,
+    **up**, or **stay the same**? Predict, then move the *samples per step* slider and tick
+    reveal.
     """)
     return
 
@@ -207,11 +208,12 @@ def _(final_kl, num_samples, q2, q2_reveal):
         mo,
         q2_reveal.value,
         q2.value,
-        f"At {num_samples} samples per step sampled REINFORCE ends at KL = "
-        f"{final_kl[('REINFORCE + KL', 'sampled')]:.3e} nats (exact mode: "
-        f"{final_kl[('REINFORCE + KL', 'exact')]:.3e}). The sampled run stalls at a **noise "
-        "floor** that falls as the number of samples per step grows (and as the learning rate "
-        "decays): the target does not move, only the noise around it.",
+        f"At {num_samples} samples per step, sampled SFT ends at KL = "
+        f"{final_kl[('SFT on q* demos', 'sampled')]:.3e} nats (exact mode: "
+        f"{final_kl[('SFT on q* demos', 'exact')]:.3e}). The sampled run stalls at a **noise "
+        "floor** set by the finite demonstrations of each step, which falls as the number of "
+        "samples per step grows (and as the learning rate decays): the target does not move, "
+        "only the noise around it.",
     )
     return
 

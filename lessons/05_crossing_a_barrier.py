@@ -113,7 +113,7 @@ def _(budget, length, p_target, regime, target, threshold):
 def _():
     call_slider = mo.ui.slider(
         steps=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
-        value=0.03,
+        value=kit.size(0.1, 0.03),
         label="tool: call probability π",
         show_value=True,
     )
@@ -170,9 +170,11 @@ def _(base, confidence, turns_slider, verifier):
     retry_success = float(retry.success[-1])
     retry_tokens = float(retry.cost.tokens[-1])
     retry_calls = float(retry.cost.verifier_calls[-1])
+    retry_samples = float(retry.cost.samples[-1])
+    retry_kl = float(fe.kl(retry.logp_final, sq.enumerate(base)))
     _enough = np.flatnonzero(np.asarray(retry.success) >= confidence)
     turns_needed = int(_enough[0]) + 1 if _enough.size else None
-    return retry_calls, retry_success, retry_tokens, turns, turns_needed
+    return retry_calls, retry_kl, retry_samples, retry_success, retry_tokens, turns, turns_needed
 
 
 @app.cell
@@ -226,6 +228,8 @@ def _(
     p_target,
     p_tool,
     retry_calls,
+    retry_kl,
+    retry_samples,
     retry_success,
     retry_tokens,
     tool_calls,
@@ -383,8 +387,8 @@ def _():
 
     1. Best-of-$n$ can cross a barrier. Can it cross the singular set? Try it on the base that
        never emits token 3.
-    2. Find the smallest tool call probability $\pi$ (on the slider) that turns the target into
-       a tail at N = 10 000. Does the tool's output distribution leave the support of $p_0$?
+    2. Find the smallest tool call probability $\pi$ (on the slider) that makes the target
+       accessible at N = 10 000. Does the tool's output distribution leave the support of $p_0$?
     3. Tree search succeeds every time. Where does its cost go?
     """)
     return
