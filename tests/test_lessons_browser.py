@@ -88,10 +88,21 @@ def _read_beta_and_kl(page, timeout_ms: int = 60_000, not_beta: str | None = Non
 
 
 @pytest.fixture
-def marimo_server():
+def chromium():
+    """Debian's chromium: skipped without it outside CI, an error in CI."""
+    path = _chromium()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture
+def marimo_server(chromium):
     port = _free_port()
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(ROOT)]))
     env["FREEENERGY_LESSON_TINY"] = "1"
     cmd = [sys.executable, "-m", "marimo", "run", str(LESSON), "--headless",
            "--host", HOST, "--port", str(port), "--no-token"]  # fmt: skip
@@ -118,13 +129,11 @@ def marimo_server():
                 proc.wait(timeout=15)
 
 
-def test_beta_slider_moves_the_exact_kl(marimo_server):
-    chromium = _chromium()
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+def test_beta_slider_moves_the_exact_kl(chromium, marimo_server):
+    if os.environ.get("CI"):  # in CI the test must run: a missing playwright is an error
+        from playwright.sync_api import sync_playwright
+    else:
+        sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     logp0, reward = _lesson_inputs()
 
     def exact_kl(beta: float) -> float:
