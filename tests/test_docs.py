@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
+# Every module of the package, except command-line entry points (``__main__`` runs on import).
 MODULES = ["freeenergy"] + sorted(
-    m.name for m in pkgutil.walk_packages(freeenergy.__path__, "freeenergy.")
+    m.name
+    for m in pkgutil.walk_packages(freeenergy.__path__, "freeenergy.")
+    if m.name.rsplit(".", 1)[-1] != "__main__"
 )
 
 
