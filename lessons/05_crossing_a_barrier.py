@@ -268,8 +268,8 @@ def _(
         ),
         (
             f"retry, {turns} turns",
-            float("nan"),
-            float("nan"),
+            retry_kl,
+            retry_samples,
             retry_tokens,
             retry_calls,
             f"success {retry_success:.3f}",
