@@ -126,12 +126,14 @@ def _(answers, beta, logq, p0, reward):
     _ax1.legend()
     _ratio = np.asarray(logq) - np.log(np.asarray(p0))
     _ax2.plot(np.asarray(reward), _ratio, "o", color=kit.CYCLE[0])
-    for _i, _a in enumerate(answers):
+    # answers with equal reward share one point (the tilt scales them alike): one label each
+    for _r in sorted(set(np.asarray(reward).tolist())):
+        _idx = [i for i, v in enumerate(np.asarray(reward).tolist()) if v == _r]
         _ax2.annotate(
-            _a,
-            (float(reward[_i]), float(_ratio[_i])),
+            ",".join(answers[i] for i in _idx),
+            (_r, float(_ratio[_idx[0]])),
             textcoords="offset points",
-            xytext=(4, 3),
+            xytext=(5, -10),
             fontsize=8,
         )
     _ax2.set_xlabel("reward r")
