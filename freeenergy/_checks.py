@@ -355,8 +355,20 @@ def scalar(x: Any, name: str) -> float:
     return v
 
 
-def integer(x: Any, name: str, *, minimum: int | None = None) -> int:
-    """A Python int (or integral 0-d array) >= ``minimum``."""
+def integer(
+    x: Any,
+    name: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    why: str = "",
+) -> int:
+    """A Python int (or integral 0-d array) with ``minimum <= x <= maximum``.
+
+    Every size argument (a count, a length, a number of samples or steps) passes a ``maximum``,
+    so that no input reaches XLA with an impossible static shape (which aborts the interpreter)
+    or starts a loop that cannot finish; ``why`` says what a value past it would cost.
+    """
     if isinstance(x, bool):
         raise TypeError(f"`{name}` must be an integer, got the bool {x!r}.")
     if isinstance(x, numbers.Integral):
@@ -374,6 +386,11 @@ def integer(x: Any, name: str, *, minimum: int | None = None) -> int:
         raise TypeError(f"`{name}` must be an integer, got {_describe(x)}.")
     if minimum is not None and v < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {v}.")
+    if maximum is not None and v > maximum:
+        cost = f" ({why})" if why else ""
+        raise ValueError(
+            f"`{name}` = {v} is too large: at most {maximum:,}{cost}. Use a smaller `{name}`."
+        )
     return v
 
 
@@ -397,13 +414,24 @@ def mask(x: Any, name: str) -> jax.Array:
     return arr.astype(bool)
 
 
-def key(x: Any, name: str = "key") -> jax.Array:
-    """A JAX PRNG key (new-style ``jax.random.key`` or a legacy uint32 ``(2,)`` key)."""
+def key(x: Any, name: str = "key", *, single: bool = True) -> jax.Array:
+    """A JAX PRNG key (new-style ``jax.random.key`` or a legacy uint32 ``(2,)`` key).
+
+    With ``single=True`` (the default) a batch of keys is refused with a message that says how to
+    split one key or how to run over several (``jax.vmap``).
+    """
     if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        return x
-    if isinstance(x, (jax.Array, np.ndarray)) and x.dtype == np.uint32 and x.shape[-1:] == (2,):
-        return x
-    raise TypeError(
-        f"`{name}` must be a JAX PRNG key, got {_describe(x)}; create one with "
-        "`jax.random.key(seed)` and split it for each use."
-    )
+        batch = x.shape
+    elif isinstance(x, (jax.Array, np.ndarray)) and x.dtype == np.uint32 and x.shape[-1:] == (2,):
+        batch = x.shape[:-1]
+    else:
+        raise TypeError(
+            f"`{name}` must be a JAX PRNG key, got {_describe(x)}; create one with "
+            "`jax.random.key(seed)` and split it for each use."
+        )
+    if single and batch != ():
+        raise TypeError(
+            f"`{name}` must be a single PRNG key, got a batch of keys of shape {batch}; pass one "
+            f"key (e.g. `{name}[0]`), or `jax.vmap` over the keys to run once per key."
+        )
+    return x

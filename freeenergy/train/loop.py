@@ -489,7 +489,7 @@ def _run_arguments(trainer: Any, num_steps: Any, batch: Any) -> tuple[int, Batch
 
 def _seed_keys(keys: Any) -> jax.Array:
     """A batch of PRNG keys: typed keys of shape ``(S,)`` or legacy uint32 keys ``(S, 2)``."""
-    keys = _checks.key(keys, "keys")
+    keys = _checks.key(keys, "keys", single=False)
     typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
     if keys.ndim != (1 if typed else 2) or keys.shape[0] == 0:
         raise ValueError(
