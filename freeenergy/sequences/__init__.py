@@ -60,8 +60,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
-from .support import _reach
+from .. import _checks
+from ..support import _reach
 
 __all__ = [
     # models
