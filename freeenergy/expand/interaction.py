@@ -146,13 +146,8 @@ def first_error(verifier: Any, tokens: Any) -> jax.Array:
     >>> first_error(sq.exact_match(3, [0, 1, 2]), [[0, 1, 2], [0, 2, 2], [1, 1, 2]]).tolist()
     [3, 1, 0]
     """
-    if not isinstance(verifier, sq.Automaton):
-        sq._verifier(verifier, -1)
-    verifier = sq._verifier(verifier, verifier.vocab)
-    toks = jnp.asarray(tokens)
-    if toks.ndim < 1:
-        raise ValueError(f"`tokens` must have shape (..., length), got {tuple(toks.shape)}.")
-    toks = sq._tokens(toks, int(toks.shape[-1]), verifier.vocab)
+    verifier = sq.check_verifier(verifier)
+    toks = sq.check_tokens(tokens, verifier.vocab)
     flat = toks.reshape(-1, toks.shape[-1])
     out = _first_error_jit(
         jnp.asarray(verifier.transition, jnp.int32),

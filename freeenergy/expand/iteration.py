@@ -49,8 +49,8 @@ def sequence_policy(model: Any) -> tuple[Any, Callable[[Any], sq.SequenceModel]]
     """
     from ..train import flat_policy  # imported on use: optax loads only when training
 
-    model = sq._model(model)
-    sq._space_size(model.vocab, model.length)
+    model = sq.check_model(model)
+    sq.space_size(model.vocab, model.length)
     support = model.logp > -jnp.inf
     start = jnp.where(support, model.logp, 0.0)
     transition, initial = model.transition, model.initial

@@ -233,13 +233,8 @@ _beam_jit = jax.jit(_beam, static_argnums=(4, 5))
 
 # ----------------------------------------------------------------------------- validation
 def _inputs(model: Any, verifier: Any):
-    model = sq._model(model)
-    if verifier is None:
-        raise TypeError(
-            "`verifier` must be a freeenergy.sequences.Automaton (the check that accepts an "
-            "answer), got None."
-        )
-    verifier = sq._verifier(verifier, model.vocab)
+    model = sq.check_model(model)
+    verifier = sq.check_verifier(verifier, model.vocab)
     return (
         model,
         jnp.asarray(verifier.transition, jnp.int32),
@@ -275,9 +270,7 @@ def can_accept(verifier: Any, length: Any) -> jax.Array:
     >>> alive[1].tolist()  # states: 0 or 1 tokens matched, 2 matched, mismatch
     [False, True, False, False]
     """
-    if not isinstance(verifier, sq.Automaton):
-        sq._verifier(verifier, -1)
-    verifier = sq._verifier(verifier, verifier.vocab)
+    verifier = sq.check_verifier(verifier)
     length = _checks.integer(length, "length", minimum=1)
     return _alive_jit(
         jnp.asarray(verifier.transition, jnp.int32), jnp.asarray(verifier.accepting, bool), length
@@ -309,7 +302,7 @@ def tree_search(model: Any, verifier: Any) -> tuple[sq.SequenceModel, SequenceCo
     if not _checks.is_traced(ok) and not bool(ok):
         raise _no_success(model)
     one = jnp.ones((), draws.dtype)
-    return sq._trust(searched), SequenceCost(one, draws, draws)
+    return sq.check_model(searched, "searched"), SequenceCost(one, draws, draws)
 
 
 def sample_tree_search(
@@ -331,7 +324,7 @@ def sample_tree_search(
     if not bool(ok):
         raise _no_success(model)
     key_tokens, key_draws = jax.random.split(key)
-    tokens = sq.sample(key_tokens, sq._trust(searched), num_samples)
+    tokens = sq.sample(key_tokens, searched, num_samples)
     draws = _draw_counts(key_draws, log_m, searched.transition, searched.initial, tokens)
     draws = draws.astype(_int_dtype())
     return tokens, SequenceCost(jnp.asarray(num_samples, _int_dtype()), draws, draws)

@@ -266,7 +266,7 @@ def augment(model: Any, tool_: Tool) -> ToolModel:
     entry per position. The result has ``num_states * tool_states * width`` states and ``2 *
     vocab`` marked tokens. Concrete (non-traced) inputs only.
     """
-    model = sq._model(model)
+    model = sq.check_model(model)
     if not isinstance(tool_, Tool):
         raise TypeError(f"`tool_` must be a Tool (see tool, macro), got {type(tool_).__name__}.")
     if tool_.vocab != model.vocab:
@@ -310,7 +310,7 @@ def lift(verifier: Any, tool_model: ToolModel) -> sq.Automaton:
     alike): ``accept_logprob(tool_model.model, lift(verifier, tool_model))`` is the exact
     probability that the tool-augmented generator's output is accepted."""
     tm = _tool_model(tool_model)
-    verifier = sq._verifier(verifier, tm.vocab)
+    verifier = sq.check_verifier(verifier, tm.vocab)
     trans = jnp.concatenate([verifier.transition, verifier.transition], axis=1)
     return sq.automaton(trans, verifier.accepting, int(verifier.initial))
 
@@ -360,7 +360,7 @@ def tool_logprob(tool_model: ToolModel, tokens: Any) -> jax.Array:
     $q(y) = \sum_{c\in\{0,1\}^L} p_{\rm aug}(c\cdot V + y)$, by a forward recursion over the
     augmented states. ``tokens`` is ``(..., length)`` over the original vocabulary."""
     tm = _tool_model(tool_model)
-    toks = sq._tokens(tokens, tm.length, tm.vocab)
+    toks = sq.check_tokens(tokens, tm.vocab, tm.length)
     return _tool_logprob_jit(tm.model, tm.vocab, toks)
 
 
