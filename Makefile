@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test reproduce bench lint clean venv
+.PHONY: test test-thorough reproduce bench lint clean venv
 
 venv: $(STAMP)
 
@@ -17,6 +17,17 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+# The property tests under the thorough hypothesis profile (1000 examples per property). They
+# take too long to run all at once on every CI run, so .ci/thorough.py splits them into groups of
+# about equal time and each day runs one in turn: SHARE=today (default), SHARE=N or SHARE=all.
+SHARE ?= today
+THOROUGH_ARGS := $(if $(filter today,$(SHARE)),,$(if $(filter all,$(SHARE)),--all,--share $(SHARE)))
+
+test-thorough: $(STAMP)
+	@modules="$$($(PY) .ci/thorough.py $(THOROUGH_ARGS))" && test -n "$$modules" && \
+	echo "thorough hypothesis profile on:" $$modules && \
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -n 2 -q $$modules
 
 reproduce: $(STAMP)
 	$(PY) -m experiments
