@@ -15,6 +15,7 @@ from .kl import KL_ESTIMATORS, KLEstimatorStats, kl_estimate, kl_estimator_stats
 from .loop import (
     Info,
     Trainer,
+    TrainingDiverged,
     TrainState,
     check_batch,
     make_mirror_descent,
@@ -64,6 +65,7 @@ __all__ = [
     "TrainState",
     "Info",
     "Trainer",
+    "TrainingDiverged",
     "make_trainer",
     "make_mirror_descent",
     "run",

@@ -124,8 +124,20 @@ def _mode(mode: Any) -> str:
     return mode
 
 
+#: Largest number of draws per prompt and step (sampled rollouts, demonstrations, pairs).
+MAX_SAMPLES = 2**20
+#: Largest number of optimizer updates on one step's data.
+MAX_EPOCHS = 2**16
+
+
 def _epochs(epochs: Any) -> int:
-    return _checks.integer(epochs, "epochs", minimum=1)
+    return _checks.integer(
+        epochs,
+        "epochs",
+        minimum=1,
+        maximum=MAX_EPOCHS,
+        why="every step runs that many optimizer updates and stores the loss of each",
+    )
 
 
 def _clip(clip: Any) -> float | None:
@@ -205,13 +217,19 @@ def all_equal_probability(logq: Any, reward: Any, group_size: int) -> jax.Array:
     $\sum_v q(r = v)^G = \sum_y q(y)\,q(r = r(y))^{G-1}$ (per prompt) — the probability that a
     GRPO group carries no reward signal (for a binary reward with success mass $p$:
     $(1-p)^G + p^G$)."""
+    group_size = _checks.integer(
+        group_size,
+        "group_size",
+        minimum=1,
+        maximum=2**53,
+        why="the power q(r = v)^(G-1) takes G - 1 as a float, exact only up to 2^53",
+    )
     if not _checks.is_traced(logq, reward):
         logq = _checks.logp(logq, "logq")
         reward = _checks.energy(reward, "reward", sign=-1)
         _checks.same_last_axis("logq", logq, "reward", reward)
-        group_size = _checks.integer(group_size, "group_size", minimum=1)
     m = _level_mass(logq, reward)
-    return jnp.sum(_prob(logq) * m ** (group_size - 1), axis=-1)
+    return jnp.sum(_prob(logq) * m ** float(group_size - 1), axis=-1)
 
 
 def _group_all_equal(r: jax.Array) -> jax.Array:
@@ -262,9 +280,9 @@ def _policy_gradient(
 ) -> Objective:
     """The shared machinery of REINFORCE, RLOO, GRPO and PPO-clip."""
 
-    def rewards_at(batch, behaviors):
+    def rewards_at(batch, behaviors, like):
         if reward_fn is not None:
-            return reward_fn(batch, behaviors)
+            return _call_reward_fn(reward_fn, batch, behaviors, like)
         return _gather(jnp.asarray(batch.reward), behaviors)
 
     def init_extra(logp0):
@@ -298,12 +316,17 @@ def _policy_gradient(
         y = policy.sample(key, params, num_samples)
         old_logp = policy.log_prob(params, y)
         ref_logp = policy.log_prob(reference, y)
-        r = rewards_at(batch, y).astype(old_logp.dtype)
+        r = rewards_at(batch, y, old_logp).astype(old_logp.dtype)
         zero = jnp.mean(_group_all_equal(r))
         r_eff = r
         if kl in KL_ESTIMATORS and kl_in == "reward":
             r_eff = r - beta * _kl_terms(old_logp, ref_logp, kl)
         adv, extra = advantages_sampled(r_eff, extra, count)
+        # A non-finite reward (from `reward_fn`) poisons its group's advantages with NaN instead
+        # of being silently dropped by the zero-std rule, so `run` can report it.
+        finite = jnp.all(jnp.isfinite(r), axis=-1, keepdims=True)
+        adv = jnp.where(finite, adv, jnp.nan)
+        zero = jnp.where(jnp.all(finite), zero, jnp.nan)
         ref_full = policy.logprobs(reference) if kl == "exact" else None
         rollout = _SampledRollout(y, old_logp, ref_logp, adv, beta, zero, ref_full)
         return _sg(rollout), extra
@@ -377,7 +400,38 @@ def _kl_full(logq: jax.Array, logp0: jax.Array) -> jax.Array:
 
 
 def _num_samples(num_samples: Any, minimum: int = 1) -> int:
-    return _checks.integer(num_samples, "num_samples", minimum=minimum)
+    return _checks.integer(
+        num_samples,
+        "num_samples",
+        minimum=minimum,
+        maximum=MAX_SAMPLES,
+        why="each step holds the draws of every prompt with their log-probabilities and "
+        "advantages in memory, about 32 bytes a draw",
+    )
+
+
+def _call_reward_fn(reward_fn: Callable, batch: Any, behaviors: Any, like: jax.Array) -> jax.Array:
+    """``reward_fn(batch, behaviors)``, checked to give one real reward per draw (shape of
+    ``like``, the draws' log-probabilities). Shapes and dtypes are static: this raises under
+    ``jit`` too."""
+    r = reward_fn(batch, behaviors)
+    try:
+        r = jnp.asarray(r)
+    except TypeError as err:
+        raise TypeError(
+            f"`reward_fn` must return an array of rewards, one per draw, got {type(r).__name__} "
+            f"({err})."
+        ) from None
+    if not (jnp.issubdtype(r.dtype, jnp.floating) or jnp.issubdtype(r.dtype, jnp.integer)):
+        raise TypeError(
+            f"`reward_fn` must return real rewards, got dtype {r.dtype}; return a float array."
+        )
+    if r.shape != like.shape:
+        raise ValueError(
+            f"`reward_fn` returned rewards of shape {tuple(r.shape)} for draws whose "
+            f"log-probabilities have shape {tuple(like.shape)}; return one reward per draw."
+        )
+    return r
 
 
 def _reward_fn(reward_fn: Any) -> Callable | None:
@@ -698,7 +752,8 @@ def dpo(
         y1, y2 = jnp.split(both, 2, axis=axis)
         ref1, ref2 = jnp.split(ref_both, 2, axis=-1)
         if reward_fn is not None:
-            r1, r2 = reward_fn(batch, y1), reward_fn(batch, y2)
+            r1 = _call_reward_fn(reward_fn, batch, y1, ref1)
+            r2 = _call_reward_fn(reward_fn, batch, y2, ref2)
         else:
             r1 = _gather(jnp.asarray(batch.reward), y1)
             r2 = _gather(jnp.asarray(batch.reward), y2)
@@ -710,6 +765,10 @@ def dpo(
         ref_r = jnp.where(first, ref2, ref1)
         same = (y1 == y2).reshape(*first.shape, -1).all(axis=-1)
         zero = jnp.mean(same.astype(r1.dtype))
+        # A non-finite reward (from `reward_fn`) makes the step's zero-signal fraction NaN, so
+        # `run` reports it rather than training on labels drawn from sigmoid(NaN).
+        finite = jnp.all(jnp.isfinite(r1)) & jnp.all(jnp.isfinite(r2))
+        zero = jnp.where(finite, zero, jnp.nan)
         ro = _DPORollout(chosen, rejected, ref_c, ref_r, None, None, beta, zero)
         return _sg(ro), extra
 

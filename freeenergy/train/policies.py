@@ -51,6 +51,9 @@ class SharedParams(NamedTuple):
     offsets: jax.Array
 
 
+#: Largest number of draws per prompt in one call of a flat policy's ``sample``.
+MAX_DRAWS = 2**26
+
 # ----------------------------------------------------------------------------- flat kernels
 #: Up to this many behaviors, one cumulative sum and one comparison of every draw with it;
 #: beyond, two-level (block) inverse-CDF sampling.
@@ -190,6 +193,13 @@ def flat_policy(init: Callable[[jax.Array], Any], logprobs: Callable[[Any], jax.
         )
 
     def sample(key, params, num):
+        num = _checks.integer(
+            num,
+            "num",
+            minimum=1,
+            maximum=MAX_DRAWS,
+            why="the draws are held in memory, with one uniform each, for every prompt",
+        )
         return _sample_flat(key, logprobs(params), num)
 
     def log_prob(params, behaviors):
