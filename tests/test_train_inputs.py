@@ -163,6 +163,34 @@ def test_complex_and_float_inputs_are_refused_by_name():
         tr.make_trainer(tr.tabular(LOGP0), tr.grpo(), optax.adam(0.1), damping=1j)
 
 
+@pytest.mark.parametrize("bad", [np.zeros(0), np.zeros((2, 7)), None, 3, ["exact"]])
+def test_option_strings_are_checked_to_be_strings(bad):
+    """An array used to reach ``bad in MODES`` (NumPy: "truth value of an array is ambiguous")."""
+    for make in (tr.sft, tr.reinforce, tr.rloo, tr.grpo, tr.ppo, tr.dpo):
+        with pytest.raises(ValueError, match="`mode` must be one of"):
+            make(mode=bad)
+    with pytest.raises(ValueError, match="`kind` must be one of"):
+        tr.kl_estimate(LOGP0, LOGP0, kind=bad)
+    with pytest.raises(ValueError, match="`weighting` must be"):
+        tr.sft(weighting=bad)
+    with pytest.raises(ValueError, match="`kl_in` must be"):
+        tr.grpo(kl_in=bad if bad is not None else 1.5)
+    if bad is not None:
+        with pytest.raises(ValueError, match="`kl` must be"):
+            tr.grpo(kl=bad)
+
+
+def test_trainer_and_step_size_are_named():
+    for bad in (None, 3, "abc", [[1, 2], [3]]):
+        with pytest.raises(TypeError, match="`trainer` must be a Trainer"):
+            tr.check_batch(bad, BATCH)
+    with pytest.raises(TypeError, match="`step_size`"):
+        tr.make_mirror_descent(LOGP0, step_size=np.array([0.5]))
+    for bad in (0.0, -1.0, np.inf):
+        with pytest.raises(ValueError, match="`step_size` must be finite and > 0"):
+            tr.make_mirror_descent(LOGP0, step_size=bad)
+
+
 def test_reward_fn_output_is_checked_by_shape_and_type():
     def short(batch, y):
         return jnp.ones(y.shape[:-1] + (2,))

@@ -50,8 +50,8 @@ def _kl_terms(logq_y: jax.Array, logp0_y: jax.Array, kind: str) -> jax.Array:
 
 
 def _check_kind(kind: Any, name: str = "kind") -> str:
-    if kind not in KL_ESTIMATORS:
-        raise ValueError(f"`{name}` must be one of {KL_ESTIMATORS}, got {kind!r}.")
+    if not isinstance(kind, str) or kind not in KL_ESTIMATORS:
+        raise ValueError(f"`{name}` must be one of {KL_ESTIMATORS}, got {_checks._describe(kind)}.")
     return kind
 
 

@@ -248,6 +248,11 @@ def _budget(budget: Any, ks: tuple[int, ...]) -> float:
 
 def check_batch(trainer: Trainer, batch: Any) -> Batch:
     """Validate a ``Batch`` for ``trainer`` (shapes always; values when concrete)."""
+    if not isinstance(trainer, Trainer):
+        raise TypeError(
+            f"`trainer` must be a Trainer from make_trainer/make_mirror_descent, got "
+            f"{type(trainer).__name__}."
+        )
     if not isinstance(batch, Batch):
         raise TypeError(
             f"`batch` must be a freeenergy.train.Batch(reward, beta, data, samples), got "
@@ -495,7 +500,9 @@ def make_mirror_descent(
     """
     logp0 = _checks.logp(logp0, "logp0")
     logp0 = logp0.astype(_checks._float_dtype(logp0))
-    eta = float(_checks.positive(step_size, "step_size"))
+    eta = _checks.scalar(step_size, "step_size")
+    if not (np.isfinite(eta) and eta > 0):
+        raise ValueError(f"`step_size` must be finite and > 0, got {eta!r}.")
     ks = _ks(ks)
     budget = _budget(budget, ks)
     correct = _correct(correct, tuple(logp0.shape))

@@ -119,8 +119,8 @@ def _prob(logq: jax.Array) -> jax.Array:
 
 
 def _mode(mode: Any) -> str:
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}.")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}, got {_checks._describe(mode)}.")
     return mode
 
 
@@ -153,12 +153,14 @@ def _clip(clip: Any) -> float | None:
 
 
 def _kl_options(kl: Any, kl_in: Any) -> tuple[str | None, str]:
-    if kl is not None and kl != "exact" and kl not in KL_ESTIMATORS:
-        raise ValueError(f"`kl` must be None, 'exact' or one of {KL_ESTIMATORS}, got {kl!r}.")
+    if kl is not None and (not isinstance(kl, str) or kl not in ("exact", *KL_ESTIMATORS)):
+        raise ValueError(
+            f"`kl` must be None, 'exact' or one of {KL_ESTIMATORS}, got {_checks._describe(kl)}."
+        )
     if kl_in is None:
         kl_in = "loss" if kl in (None, "exact", "k2", "k3") else "reward"
-    if kl_in not in ("reward", "loss"):
-        raise ValueError(f"`kl_in` must be 'reward' or 'loss', got {kl_in!r}.")
+    if not isinstance(kl_in, str) or kl_in not in ("reward", "loss"):
+        raise ValueError(f"`kl_in` must be 'reward' or 'loss', got {_checks._describe(kl_in)}.")
     if kl == "exact" and kl_in == "reward":
         raise ValueError(
             "`kl='exact'` is the KL(q||p0) term of the loss, differentiated exactly; it has no "
@@ -632,8 +634,10 @@ def sft(
     """
     mode = _mode(mode)
     n = _num_samples(num_samples)
-    if weighting not in ("none", "reward"):
-        raise ValueError(f"`weighting` must be 'none' or 'reward', got {weighting!r}.")
+    if not isinstance(weighting, str) or weighting not in ("none", "reward"):
+        raise ValueError(
+            f"`weighting` must be 'none' or 'reward', got {_checks._describe(weighting)}."
+        )
 
     def log_weights(reward, beta):
         if weighting == "none":
