@@ -1,7 +1,7 @@
 r"""New information: changing the reference itself, and what a target costs before and after.
 
 Reweighting — SFT, RL, DPO, best-of-n — maps $p_0$ to a Gibbs tilt $q \propto p_0\,e^{-U/\beta}$,
-and for every finite energy $\mathrm{supp}(q) \subseteq \mathrm{supp}(p_0)$ (THEORY.md T2). A
+and for every finite energy $\mathrm{supp}(q) \subseteq \mathrm{supp}(p_0)$ (docs/theory.md T2). A
 *singular* target $d$ (mass where $p_0$ has none) is therefore out of reach of every tilt:
 $\mathrm{KL}(d\|p_0) = +\infty$, its implied energy is $-\infty$ there, and
 ``diagnose(logp0, logd, ...).verdict == "new-support"``. Only new information changes that: a
@@ -200,7 +200,7 @@ class ElicitationCost:
     * ``reach`` — $1 - (1-p(S))^N$, the chance that ``N`` samples of ``p`` hit ``S``;
     * ``accessible`` — ``reach >= c``;
     * ``kl_to_access`` — the least $\mathrm{KL}(q\|p)$ over all ``q`` with $q(S) \ge t^*$: ``0``
-      when accessible, the Bernoulli divergence $\mathrm{KL}(t^*\|p(S))$ otherwise (THEORY.md
+      when accessible, the Bernoulli divergence $\mathrm{KL}(t^*\|p(S))$ otherwise (docs/theory.md
       T6; attained by the tilt with energy $-\mathbb{1}_S$), ``+inf`` when $p(S) = 0$;
     * ``kl_to_saturate`` — $-\log p(S)$, the least KL putting all mass on ``S``;
     * ``kl_to_target`` — $\mathrm{KL}(d\|p)$, the cost of reaching ``d`` itself (SFT's target

@@ -45,6 +45,9 @@ from .. import sequences as sq
 from ..support import _log1mexp
 from .sequence_search import SequenceCost, _alive, _inputs, _int_dtype
 
+#: Largest number of turns of the retry protocol.
+MAX_TURNS = 2**16
+
 __all__ = ["first_error", "Retry", "retry", "sample_retry"]
 
 
@@ -200,10 +203,19 @@ def retry(model: Any, verifier: Any, turns: int, *, exclude: bool = True) -> Ret
     >>> [round(float(s), 6) for s in out.success]  # each retry fixes at least one position
     [0.125, 0.5, 0.875, 1.0]
     """
-    turns = _checks.integer(turns, "turns", minimum=1)
+    turns = _checks.integer(
+        turns, "turns", minimum=1, maximum=MAX_TURNS, why="one pass over every string per turn"
+    )
     if not isinstance(exclude, bool):
         raise TypeError(f"`exclude` must be a bool, got {exclude!r}.")
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
+    size = sq.space_size(model.vocab, model.length)
+    if turns * size > sq.MAX_ENUMERATE * 16:
+        raise ValueError(
+            f"`turns` = {turns} over {size:,} strings: the per-turn distributions would hold "
+            f"{turns * size:,} log-probabilities, above {sq.MAX_ENUMERATE * 16:,} (8 bytes "
+            "each); use fewer turns or sample_retry."
+        )
     lp = sq.enumerate(model)
     strings = sq.strings(model.vocab, model.length)
     dead = _first_error_jit(t_auto, accepting, init_auto, strings)
@@ -282,11 +294,19 @@ def sample_retry(
     calls (= attempts).
     """
     key = _checks.key(key)
-    turns = _checks.integer(turns, "turns", minimum=1)
-    num_samples = _checks.integer(num_samples, "num_samples", minimum=1)
+    turns = _checks.integer(
+        turns, "turns", minimum=1, maximum=MAX_TURNS, why="each turn is one step of a scan"
+    )
     if not isinstance(exclude, bool):
         raise TypeError(f"`exclude` must be a bool, got {exclude!r}.")
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
+    num_samples = _checks.integer(
+        num_samples,
+        "num_samples",
+        minimum=1,
+        maximum=max(1, sq.MAX_TABLE // model.length),
+        why=f"the runs hold num_samples * length = num_samples * {model.length} tokens",
+    )
     tokens, attempts, generated = _sample_retry_jit(
         key, model, t_auto, accepting, init_auto, num_samples, turns, exclude
     )

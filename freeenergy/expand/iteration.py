@@ -125,9 +125,19 @@ def expert_iteration(
         )
     if not callable(to_model):
         raise TypeError("`to_model` must be a callable params -> SequenceModel.")
-    rounds = _checks.integer(rounds, "rounds", minimum=1)
-    searches = _checks.integer(searches, "searches", minimum=1)
-    sft_steps = _checks.integer(sft_steps, "sft_steps", minimum=1)
+    rounds = _checks.integer(
+        rounds, "rounds", minimum=1, maximum=2**16, why="each round is a search and a training run"
+    )
+    searches = _checks.integer(
+        searches,
+        "searches",
+        minimum=1,
+        maximum=2**20,
+        why="the successes of a round are held in memory, length tokens each",
+    )
+    sft_steps = _checks.integer(
+        sft_steps, "sft_steps", minimum=1, maximum=2**24, why="one optimizer step each"
+    )
     search = sample_tree_search if search is None else search
     if not callable(search):
         raise TypeError(

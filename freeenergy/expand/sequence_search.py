@@ -42,14 +42,15 @@ of at least the number of prefixes it is the most probable accepted string).
 
 **Best-of-n** (``best_of_n_sequence``): ``n`` complete samples, keep an accepted one. For the
 binary verifier this is the Gibbs tilt $q \propto p\,e^{r/\beta}$ with $1/\beta = \log
-\sum_{i<n}(1-p(S))^{-i}$ (THEORY.md T12), computed exactly by the sequence dynamic program on any
-length.
+\sum_{i<n}(1-p(S))^{-i}$ (docs/theory.md T12), computed exactly by the sequence dynamic
+program on any length.
 
 Every search reports a :class:`SequenceCost` (complete strings, generated tokens, verifier calls).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -145,18 +146,36 @@ def _tree(model: sq.SequenceModel, t_auto, accepting, init_auto):
 
 
 def _expected_draws(cond, log_m, nxt, j0):
-    """E_q[sum_t 1/m_t]: C_t(j) = 1/m_t(j) + sum_y q_t(y|j) C_{t+1}(j'), 0 on dead states."""
+    """E_q[sum_t 1/m_t]: C_t(j) = 1/m_t(j) + sum_y q_t(y|j) C_{t+1}(j'), 0 on dead states.
 
-    def body(c_next, x):
+    Carried twice: directly (exact to rounding while every term is finite) and as log C, so
+    that a rare token (q ~ e^-1e4, which underflows to 0) leading to an expensive subtree
+    (1/m ~ e^1e4, which overflows) contributes its finite product instead of 0 * inf = NaN.
+    The direct value is used when it is finite (no infinite subtree; a term dropped by an
+    underflowing q is then below 1e-13 of C >= 1), the logarithmic one otherwise; ``inf``
+    only when the expected count exceeds the float range.
+    """
+
+    def body(carry, x):
+        c_next, log_c_next = carry
         cond_t, log_m_t = x
         live = log_m_t > -jnp.inf
         pos = cond_t > -jnp.inf
         q = jnp.where(pos, jnp.exp(jnp.where(pos, cond_t, 0.0)), 0.0)
-        here = jnp.where(live, jnp.exp(-jnp.where(live, log_m_t, 0.0)), 0.0)
-        return here + jnp.sum(q * c_next[nxt], axis=-1), None
+        inv_m = jnp.where(live, jnp.exp(-jnp.where(live, log_m_t, 0.0)), 0.0)
+        ahead = c_next[nxt]
+        c = inv_m + jnp.sum(jnp.where(q > 0, q * ahead, 0.0), axis=-1)
+        c = jnp.where(jnp.any(pos & (ahead == jnp.inf), axis=-1), jnp.inf, c)  # log C decides
+        here = jnp.where(live, -jnp.where(live, log_m_t, 0.0), -jnp.inf)
+        terms = jnp.where(pos, cond_t + log_c_next[nxt], -jnp.inf)
+        log_c = jnp.logaddexp(here, jax.nn.logsumexp(terms, axis=-1))
+        return (c, log_c), None
 
-    c0, _ = jax.lax.scan(body, jnp.zeros(nxt.shape[0], cond.dtype), (cond, log_m), reverse=True)
-    return c0[j0]
+    zero = jnp.zeros(nxt.shape[0], cond.dtype)
+    (c0, log_c0), _ = jax.lax.scan(
+        body, (zero, jnp.full_like(zero, -jnp.inf)), (cond, log_m), reverse=True
+    )
+    return jnp.where(jnp.isfinite(c0[j0]), c0[j0], jnp.exp(log_c0[j0]))
 
 
 @jax.jit
@@ -271,7 +290,13 @@ def can_accept(verifier: Any, length: Any) -> jax.Array:
     [False, True, False, False]
     """
     verifier = sq.check_verifier(verifier)
-    length = _checks.integer(length, "length", minimum=1)
+    length = _checks.integer(
+        length,
+        "length",
+        minimum=1,
+        maximum=max(1, sq.MAX_TABLE // verifier.num_states),
+        why=f"the table holds (length + 1) * {verifier.num_states} flags",
+    )
     return _alive_jit(
         jnp.asarray(verifier.transition, jnp.int32), jnp.asarray(verifier.accepting, bool), length
     )
@@ -318,8 +343,14 @@ def sample_tree_search(
     per position) rather than by looping.
     """
     key = _checks.key(key)
-    num_samples = _checks.integer(num_samples, "num_samples", minimum=1)
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
+    num_samples = _checks.integer(
+        num_samples,
+        "num_samples",
+        minimum=1,
+        maximum=max(1, sq.MAX_TABLE // model.length),
+        why=f"the runs hold num_samples * length = num_samples * {model.length} tokens",
+    )
     searched, log_m, _, ok = _tree_search_jit(model, t_auto, accepting, init_auto)
     if not bool(ok):
         raise _no_success(model)
@@ -360,10 +391,17 @@ def beam_search(model: Any, verifier: Any, width: int, *, prune: bool = True) ->
     ``supp(p)``. With ``width`` at least ``vocab ** (length - 1)`` nothing is cut and the beams are
     the ``width`` most probable accepted strings.
     """
-    width = _checks.integer(width, "width", minimum=1)
     if not isinstance(prune, bool):
         raise TypeError(f"`prune` must be a bool, got {prune!r}.")
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
+    width = _checks.integer(
+        width,
+        "width",
+        minimum=1,
+        maximum=max(1, sq.MAX_TABLE // (model.vocab * model.length)),
+        why=f"each step scores width * vocab = width * {model.vocab} extensions of beams of "
+        f"{model.length} tokens",
+    )
     tokens, scores, accepted, scored, checks = _beam_jit(
         model, t_auto, accepting, init_auto, width, prune
     )
@@ -379,11 +417,13 @@ def best_of_n_sequence(model: Any, verifier: Any, n: Any) -> tuple[sq.SequenceMo
     Its distribution is the Gibbs tilt of the model by the verifier's reward,
     $q \propto p\,e^{\mathbb{1}[\text{accepted}]/\beta}$ with
     $1/\beta = \log\sum_{i<n}(1-p(S))^{-i}$ (``best_of_n_temperature`` on the two-level space
-    {accepted, rejected}; THEORY.md T12), computed by ``sequences.tilt`` — exact on any length.
+    {accepted, rejected}; docs/theory.md T12), computed by ``sequences.tilt`` — exact on any length.
     Returns the model itself when nothing changes (``n = 1``, or $p(S) \in \{0, 1\}$).
     ``cost``: ``n`` samples, ``n * length`` tokens, ``n`` verifier calls.
     """
-    n = _checks.integer(n, "n", minimum=1)
+    n = _checks.integer(
+        n, "n", minimum=1, maximum=2**62 // (1 + 2**20), why="the token count n * length is int64"
+    )
     model, *_ = _inputs(model, verifier)
     log_s = sq.accept_logprob(model, verifier)
     log_two = jnp.stack([log_s, jnp.log(-jnp.expm1(jnp.minimum(log_s, 0.0)))])
@@ -406,18 +446,16 @@ def string_index(tokens: Any, vocab: int) -> jax.Array:
     >>> string_index([[0, 1, 1], [1, 0, 0]], 2).tolist()
     [3, 4]
     """
-    vocab = _checks.integer(vocab, "vocab", minimum=1)
-    toks = np.asarray(tokens) if not isinstance(tokens, jax.Array) else tokens
-    if not jnp.issubdtype(toks.dtype, jnp.integer) or toks.ndim < 1:
-        raise TypeError(
-            f"`tokens` must be an int array (..., length), got {_checks._describe(tokens)}."
-        )
+    vocab = _checks.integer(
+        vocab, "vocab", minimum=1, maximum=2**31, why="indices are int64: vocab ** length < 2^63"
+    )
+    toks = sq.check_tokens(tokens, vocab)
     length = int(toks.shape[-1])
-    if vocab**length > np.iinfo(np.int64).max:
-        raise ValueError(f"vocab ** length = {vocab}^{length} overflows an int64 index.")
-    if not _checks.is_traced(toks):
-        v = np.asarray(toks)
-        if v.size and (v.min() < 0 or v.max() >= vocab):
-            raise ValueError(f"`tokens` must lie in [0, {vocab}) (vocab = {vocab}).")
+    top = np.iinfo(_int_dtype()).max
+    if length * math.log2(max(vocab, 2)) >= math.log2(top) and vocab > 1:
+        raise ValueError(
+            f"vocab ** length = {vocab}^{length} strings do not fit an index of dtype "
+            f"{np.dtype(_int_dtype()).name}; use a shorter length or a smaller vocab."
+        )
     weights = jnp.asarray(vocab ** np.arange(length - 1, -1, -1), _int_dtype())
     return jnp.sum(jnp.asarray(toks).astype(_int_dtype()) * weights, axis=-1)

@@ -113,6 +113,12 @@ class ToolModel:
         return self.model.length
 
 
+def _vocab(x: Any) -> int:
+    return _checks.integer(
+        x, "vocab", minimum=1, maximum=2**24, why="the tool's tables hold states * vocab entries"
+    )
+
+
 # ----------------------------------------------------------------------------- constructors
 def _call_prob(call_prob: Any) -> jax.Array:
     arr = _checks.to_array(call_prob, "call_prob")
@@ -134,9 +140,18 @@ def tool(
 ) -> Tool:
     """A validated :class:`Tool` from its automaton, its outputs per state and its calling
     probability (``available`` defaults to every state)."""
-    trans = sq.automaton(transition, np.zeros(np.shape(transition)[0], bool), initial)
-    out = jnp.asarray(outputs)
-    if not jnp.issubdtype(out.dtype, jnp.integer) or out.ndim != 2:
+    try:
+        shape = np.shape(transition)
+    except ValueError:  # a ragged list
+        shape = ()
+    if len(shape) != 2:
+        raise ValueError(
+            "`transition` must be an integer array of shape (num_states, vocab), got "
+            f"{_checks._describe(transition)}."
+        )
+    trans = sq.automaton(transition, np.zeros(shape[0], bool), initial)
+    out = sq.check_tokens(outputs, trans.vocab, name="outputs")
+    if out.ndim != 2:
         raise TypeError(
             f"`outputs` must be an int array (num_states, width), got {_checks._describe(outputs)}."
         )
@@ -168,9 +183,9 @@ def macro(vocab: int, tokens: Any, call_prob: Any) -> Tool:
     >>> m.width, m.num_states
     (2, 1)
     """
-    vocab = _checks.integer(vocab, "vocab", minimum=1)
-    toks = np.asarray(tokens)
-    if toks.ndim != 1 or toks.size == 0 or not np.issubdtype(toks.dtype, np.integer):
+    vocab = _vocab(vocab)
+    toks = np.asarray(sq.check_tokens(tokens, vocab))
+    if toks.ndim != 1:
         raise TypeError(f"`tokens` must be a non-empty 1-D list of token ids, got {tokens!r}.")
     return tool(np.zeros((1, vocab), np.int32), toks[None, :], call_prob)
 
@@ -183,12 +198,20 @@ def prefix_solver(vocab: int, answer: Any, width: int, call_prob: Any) -> Tool:
     ``answer[j : j + width]`` and is available when that piece exists (``j + width <= m``); after
     a wrong prefix it is unavailable (it cannot continue a wrong derivation).
     """
-    vocab = _checks.integer(vocab, "vocab", minimum=1)
-    width = _checks.integer(width, "width", minimum=1)
-    ans = [int(a) for a in np.asarray(answer).reshape(-1)]
+    vocab = _vocab(vocab)
+    arr = np.asarray(sq.check_tokens(answer, vocab, name="answer"))
+    if arr.ndim != 1:
+        raise ValueError(f"`answer` must be a 1-D list of token ids, got shape {arr.shape}.")
+    ans = [int(a) for a in arr]
     m = len(ans)
-    if m == 0 or width > m:
-        raise ValueError(f"need 1 <= width <= len(answer), got width {width}, answer {ans}.")
+    if (m + 2) * vocab > sq.MAX_TABLE:
+        raise ValueError(
+            f"the tool's automaton would hold (len(answer) + 2) * vocab = {(m + 2) * vocab:,} "
+            f"transitions, above {sq.MAX_TABLE:,}; use a shorter answer or a smaller vocab."
+        )
+    width = _checks.integer(
+        width, "width", minimum=1, maximum=m, why=f"the answer has {m} tokens to write"
+    )
     dead = m + 1
     trans = np.full((m + 2, vocab), dead, np.int32)
     for j in range(m):
@@ -317,8 +340,8 @@ def lift(verifier: Any, tool_model: ToolModel) -> sq.Automaton:
 
 def unmark(tokens: Any, vocab: int) -> jax.Array:
     """Marked tokens back to the original ones: ``tokens % vocab``."""
-    vocab = _checks.integer(vocab, "vocab", minimum=1)
-    return jnp.asarray(tokens) % vocab
+    vocab = _vocab(vocab)
+    return sq.check_tokens(tokens, 2 * vocab) % vocab
 
 
 def _segment_logsumexp(values, segments, num_segments):

@@ -37,19 +37,19 @@ $$V_L(s, a) = -\lambda U_\mathrm{final}[a], \qquad
 
 gives $\log Z_\beta = V_0(s_0, a_0) = \log\sum_y p(y)\,e^{-U(y)/\beta}$ and the tilted
 conditionals $\log q[t,(s,a),y] = \texttt{logp}[t,s,y] - \lambda E[t,a,y] + V_{t+1}(\cdot) -
-V_t(s,a)$: the exact Gibbs tilt $q \propto p\,e^{-U/\beta}$ (THEORY.md §1) as a
+V_t(s,a)$: the exact Gibbs tilt $q \propto p\,e^{-U/\beta}$ (docs/theory.md §1) as a
 time-inhomogeneous generator. So that every $\beta$ from 1e-6 to 1e6 stays exact (also in
 float32), the same backward pass carries the least energy-to-go $m_t$ (a min-plus recursion) and
 works with $V_t = -\lambda m_t + c_t$, where $c_t$ sums only non-negative energy gaps and has the
 size of a log-probability; $\log Z_\beta = c_0 - \lambda m_0$. KL, entropy and expected energy
 are backward recursions for additive functionals. Cost $O(L\cdot|S|\cdot|A|\cdot V)$, linear
 in the length. Everything is checked against enumeration (:func:`enumerate`, :func:`strings`)
-on spaces small enough to list (THEORY.md T10).
+on spaces small enough to list (docs/theory.md T10).
 """
 
 from __future__ import annotations
 
-from ._validate import MAX_ENUMERATE
+from ._validate import MAX_ENUMERATE, MAX_LENGTH, MAX_TABLE, MAX_VOCAB
 from .automata import (
     Automaton,
     accepts,
@@ -136,4 +136,7 @@ __all__ = [
     # limits
     "MAX_ENUMERATE",
     "MAX_PREFIX_STATES",
+    "MAX_LENGTH",
+    "MAX_TABLE",
+    "MAX_VOCAB",
 ]

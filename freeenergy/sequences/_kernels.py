@@ -141,17 +141,17 @@ def _soft_pass(model: SequenceModel, t_auto, init_auto, step, final, lam, *, tab
     m_start = jnp.where(finite, m0[j0], 0.0)
     shift = jnp.where(m_start == 0, 0.0, lam * m_start)  # 0 also when lam = inf
     log_z = jnp.where(finite, c0[j0] - shift, -jnp.inf)
-    return log_z, (k0[j0] if with_kl else None), out, nxt, j0
+    return log_z, (k0[j0] if with_kl else None), out, nxt, j0, finite
 
 
 @jax.jit
 def _soft_jit(model: SequenceModel, t_auto, init_auto, step, final, lam):
-    """(log Z, KL(q || p), tilted model): one compiled dynamic program per shape, shared by
+    """(log Z, KL(q || p), tilted model, Z > 0): one compiled dynamic program per shape, shared by
     log_partition, accept_logprob, tilt and tilt_for_kl."""
-    log_z, divergence, tables, nxt, j0 = _soft_pass(
+    log_z, divergence, tables, nxt, j0, has_mass = _soft_pass(
         model, t_auto, init_auto, step, final, lam, tables=True, with_kl=True
     )
-    return log_z, divergence, SequenceModel(tables, nxt, j0)
+    return log_z, divergence, SequenceModel(tables, nxt, j0), has_mass
 
 
 _kl_jit = jax.jit(_kl_models)

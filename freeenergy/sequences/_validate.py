@@ -334,6 +334,10 @@ def _energies(
         initial, num_a = xp.asarray(verifier.initial).astype(np.int32), verifier.num_states
         final = -xp.asarray(verifier.accepting).astype(wide)
     _table_size(L * num_a * V, "the energy table (length, verifier states, vocab)")
+    _table_size(
+        L * model.num_states * num_a * V,
+        "the dynamic program's table (length, model states * verifier states, vocab)",
+    )
     for arr, name, sign in given:
         if arr.shape != (num_a,):
             raise ValueError(

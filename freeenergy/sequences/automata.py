@@ -12,7 +12,19 @@ import numpy as np
 from .. import _checks
 from ._kernels import _product_next, _sequence_energy_jit
 from ._types import Automaton, _zero
-from ._validate import _state, _table, _token, _token_list, _tokens, _trust, _verifier, _vocab
+from ._validate import (
+    MAX_TOKENS,
+    _concrete_array,
+    _state,
+    _table,
+    _table_size,
+    _token,
+    _token_list,
+    _tokens,
+    _trust,
+    _verifier,
+    _vocab,
+)
 
 __all__ = [
     "Automaton",
@@ -26,6 +38,16 @@ __all__ = [
     "complement",
     "accepts",
 ]
+
+
+def _required(verifier: Any, name: str, vocab: int = -1) -> Automaton:
+    """An Automaton (``None`` refused) over ``vocab`` tokens (``-1``: its own)."""
+    if verifier is None:
+        raise TypeError(
+            f"`{name}` must be a freeenergy.sequences.Automaton, got None; build one with "
+            "sequences.exact_match, contains, count_at_least, digit_sum_mod or automaton."
+        )
+    return _verifier(verifier, vocab, name)
 
 
 def automaton(transition: Any, accepting: Any, initial: int = 0) -> Automaton:
@@ -51,6 +73,7 @@ def exact_match(vocab: int, target: Sequence[int], *, end: int | None = None) ->
         if end in tgt:
             raise ValueError(f"`target` contains the end token {end}; an end token ends it.")
     m = len(tgt)
+    _table_size((m + 2) * vocab, "the automaton's transition table (len(target) + 2, vocab)")
     dead = m + 1
     trans = np.full((m + 2, vocab), dead, np.int32)
     for i in range(m):
@@ -67,6 +90,7 @@ def starts_with(vocab: int, prefix: Sequence[int]) -> Automaton:
     vocab = _vocab(vocab)
     pre = _token_list(prefix, "prefix", vocab)
     m = len(pre)
+    _table_size((m + 2) * vocab, "the automaton's transition table (len(prefix) + 2, vocab)")
     trans = np.full((m + 2, vocab), m + 1, np.int32)
     for i in range(m):
         trans[i, pre[i]] = i + 1
@@ -81,14 +105,16 @@ def contains(vocab: int, pattern: Sequence[int]) -> Automaton:
     vocab = _vocab(vocab)
     pat = _token_list(pattern, "pattern", vocab, allow_empty=False)
     m = len(pat)
+    _table_size((m + 1) * vocab, "the automaton's transition table (len(pattern) + 1, vocab)")
+    # The KMP automaton row by row: row j copies the row of the state the pattern restarts from
+    # after its first j tokens, then sends pattern[j] forward; O(m) NumPy row copies.
     trans = np.zeros((m + 1, vocab), np.int32)
-    for j in range(m):
-        for y in range(vocab):
-            seen = pat[:j] + [y]
-            k = min(m, j + 1)
-            while k > 0 and seen[len(seen) - k :] != pat[:k]:
-                k -= 1
-            trans[j, y] = k
+    trans[0, pat[0]] = 1
+    restart = 0
+    for j in range(1, m):
+        trans[j] = trans[restart]
+        trans[j, pat[j]] = j + 1
+        restart = int(trans[restart, pat[j]])
     trans[m, :] = m
     return _trust(Automaton(jnp.asarray(trans), jnp.asarray(np.arange(m + 1) == m), _zero()))
 
@@ -98,7 +124,8 @@ def count_at_least(vocab: int, token: int, m: int) -> Automaton:
     occurrences, saturating at ``m``, which is accepting)."""
     vocab = _vocab(vocab)
     token = _token(token, "token", vocab)
-    m = _checks.integer(m, "m", minimum=0)
+    m = _checks.integer(m, "m", minimum=0, maximum=MAX_TOKENS, why="the automaton has m + 1 states")
+    _table_size((m + 1) * vocab, "the automaton's transition table (m + 1, vocab)")
     counts = np.arange(m + 1)
     trans = np.repeat(counts[:, None], vocab, axis=1)
     trans[:, token] = np.minimum(counts + 1, m)
@@ -114,14 +141,17 @@ def digit_sum_mod(
     residues ``0..modulus-1`` of the running sum.
     """
     vocab = _vocab(vocab)
-    mod = _checks.integer(modulus, "modulus", minimum=1)
+    mod = _checks.integer(
+        modulus, "modulus", minimum=1, maximum=MAX_TOKENS, why="one automaton state per residue"
+    )
+    _table_size(mod * vocab, "the automaton's transition table (modulus, vocab)")
     r = _checks.integer(residue, "residue", minimum=0)
     if r >= mod:
         raise ValueError(f"`residue` must lie in [0, modulus) = [0, {mod}), got {r}.")
     if values is None:
         vals = np.arange(vocab)
     else:
-        vals = np.asarray(values)
+        vals = _concrete_array(values, "values", f"{vocab} integers")
         if vals.shape != (vocab,) or not np.issubdtype(vals.dtype, np.integer):
             raise ValueError(
                 f"`values` must be {vocab} integers (one digit value per token), got "
@@ -136,9 +166,10 @@ def digit_sum_mod(
 def intersect(first: Automaton, second: Automaton) -> Automaton:
     """The product automaton accepting what both accept; state ``a * B + b`` for states
     ``a`` of ``first`` and ``b`` of ``second`` (``B`` = states of ``second``)."""
-    first = _verifier(first, getattr(first, "vocab", -1), "first")
-    second = _verifier(second, first.vocab, "second")
+    first = _required(first, "first")
+    second = _required(second, "second", first.vocab)
     B = second.num_states
+    _table_size(first.num_states * B * first.vocab, "the product automaton's transition table")
     trans = _product_next(first.transition, second.transition)
     acc = (first.accepting[:, None] & second.accepting[None, :]).reshape(-1)
     return _trust(Automaton(trans, acc, first.initial * B + second.initial))
@@ -146,7 +177,7 @@ def intersect(first: Automaton, second: Automaton) -> Automaton:
 
 def complement(verifier: Automaton) -> Automaton:
     """The same automaton accepting exactly the strings ``verifier`` rejects."""
-    verifier = _verifier(verifier, getattr(verifier, "vocab", -1))
+    verifier = _required(verifier, "verifier")
     return _trust(
         Automaton(verifier.transition, ~jnp.asarray(verifier.accepting), verifier.initial)
     )
@@ -156,11 +187,10 @@ def accepts(verifier: Automaton, tokens: Any) -> jax.Array:
     """Whether ``verifier`` accepts each string of ``tokens`` (``(..., length)`` int).
 
     Returns a bool array of shape ``tokens.shape[:-1]``."""
-    verifier = _verifier(verifier, -1)
-    if verifier is None:
-        raise TypeError("`verifier` must be an Automaton (the check to run), got None.")
+    verifier = _required(verifier, "verifier")
     toks = _tokens(tokens, None, verifier.vocab)
     length = int(toks.shape[-1])
+    _table_size(length * verifier.num_states * verifier.vocab, "the per-position table")
     step = jnp.zeros((length, verifier.num_states, verifier.vocab), jnp.float32)
     final = jnp.zeros((verifier.num_states,), jnp.float32)
     last = _sequence_energy_jit(verifier.transition, verifier.initial, step, final, toks)[1]

@@ -63,11 +63,7 @@ def check_verifier(
             "string), got None; build one with sequences.exact_match, contains, count_at_least, "
             "digit_sum_mod or automaton."
         )
-    if not isinstance(verifier, Automaton):
-        _verifier(verifier, -1, name)  # raises the TypeError
-    if vocab is None:
-        vocab = verifier.vocab
-    return _verifier(verifier, _vocab(vocab), name)
+    return _verifier(verifier, -1 if vocab is None else _vocab(vocab), name)
 
 
 def check_tokens(

@@ -24,6 +24,7 @@ from ._kernels import (
 )
 from ._types import Automaton, SequenceModel, _zero
 from ._validate import (
+    MAX_TABLE,
     MAX_VOCAB,
     _beta,
     _energies,
@@ -56,12 +57,12 @@ __all__ = [
 
 
 _ENERGY_DOC = """
-    Energy keywords (THEORY.md §1, $U = -r$): ``reward=`` or ``energy=`` — one terminal value per
-    automaton state (shape ``(num_states,)``; default: reward 1 on accepting states, 0 elsewhere;
-    with ``verifier=None`` no terminal term); ``step_energy=`` — per-step additive energies,
-    shape ``(vocab,)``, ``(length, vocab)`` or ``(length, automaton states, vocab)``, where
-    ``step_energy[t, a, y]`` is charged for emitting ``y`` at position ``t`` in automaton state
-    ``a``. ``+inf`` energies (``-inf`` rewards) exclude strings."""
+    Energy keywords (docs/theory.md §1, $U = -r$): ``reward=`` or ``energy=`` — one terminal value
+    per automaton state (shape ``(num_states,)``; default: reward 1 on accepting states, 0
+    elsewhere; with ``verifier=None`` no terminal term); ``step_energy=`` — per-step additive
+    energies, shape ``(vocab,)``, ``(length, vocab)`` or ``(length, automaton states, vocab)``,
+    where ``step_energy[t, a, y]`` is charged for emitting ``y`` at position ``t`` in automaton
+    state ``a``. ``+inf`` energies (``-inf`` rewards) exclude strings."""
 
 
 def log_partition(
@@ -96,8 +97,10 @@ def log_partition(
     return _soft_jit(model, e.transition, e.initial, e.step, e.final, lam)[0]
 
 
-def _check_mass(log_z: jax.Array) -> None:
-    if not _checks.is_traced(log_z) and float(log_z) == -math.inf:
+def _check_mass(has_mass: jax.Array) -> None:
+    """Refuse a tilt without mass: no string of positive probability has a finite energy (not
+    ``log Z == -inf``, which also happens when Z is positive but below the float range)."""
+    if not _checks.is_traced(has_mass) and not bool(has_mass):
         raise ValueError(
             "every string the model can produce has infinite energy, so the tilt has no mass "
             "(Z = 0); leave at least one string of positive probability with a finite energy."
@@ -119,7 +122,7 @@ def tilt(
     ``s * A + a``) whose per-position conditionals are the soft-Bellman tilts
     $q[t,(s,a),y] = p[t,s,y]\,e^{-E[t,a,y]/\beta}\,e^{V_{t+1}(s',a')} / e^{V_t(s,a)}$; it samples,
     scores and enumerates like any model, and tilting it again composes (tilt by $U_1$ then
-    $U_2$ is tilt by $U_1 + U_2$, THEORY.md T3). Tokens with ``p = 0`` stay at ``-inf``
+    $U_2$ is tilt by $U_1 + U_2$, docs/theory.md T3). Tokens with ``p = 0`` stay at ``-inf``
     (support preservation). Product states that cannot reach a finite-energy end keep the base
     conditionals (they carry no mass under ``q``).
     """
@@ -127,8 +130,8 @@ def tilt(
     verifier = _verifier(verifier, model.vocab)
     e = _energies(verifier, model, reward=reward, energy=energy, step_energy=step_energy)
     lam = _beta(beta, model.logp.dtype, inverse=True) * e.scale
-    log_z, _, tilted = _soft_jit(model, e.transition, e.initial, e.step, e.final, lam)
-    _check_mass(log_z)
+    _, _, tilted, has_mass = _soft_jit(model, e.transition, e.initial, e.step, e.final, lam)
+    _check_mass(has_mass)
     return _trust(tilted)
 
 
@@ -142,7 +145,7 @@ def tilt_for_kl(
     step_energy: Any = None,
 ) -> tuple[SequenceModel, jax.Array]:
     r"""The tilt $q_\beta \propto p\,e^{-U/\beta}$ whose $\mathrm{KL}(q_\beta\|p)$ equals
-    ``kl_budget``: the maximizer of $-\mathbb{E}_q[U]$ under that KL (THEORY.md T4).
+    ``kl_budget``: the maximizer of $-\mathbb{E}_q[U]$ under that KL (docs/theory.md T4).
 
     Returns ``(tilted_model, beta)``. The KL is increasing in $1/\beta$; the root of
     $\log\mathrm{KL}(\beta) = \log\varepsilon$ is bracketed in $\beta \in [10^{-6}, 10^{6}]$
@@ -164,9 +167,9 @@ def tilt_for_kl(
         scaled = jnp.asarray(lam * e.scale, dtype)
         return _soft_jit(model, e.transition, e.initial, e.step, e.final, scaled)
 
-    _check_mass(run(1.0)[0])
+    _check_mass(run(1.0)[3])
     lam = _solve_kl(lambda x: run(x)[1], budget, dtype)
-    _, _, tilted = run(lam)
+    tilted = run(lam)[2]
     beta = jnp.asarray(1.0 / lam if lam > 0 else math.inf, dtype)
     return _trust(tilted), beta
 
@@ -271,7 +274,7 @@ def accept_logprob(model: SequenceModel, verifier: Automaton) -> jax.Array:
 
 def pass_at_k(model: SequenceModel, verifier: Automaton, k: Any) -> jax.Array:
     r"""Exact pass@k of the accepted set: $1 - (1 - p(S))^k$ (``k`` whole numbers >= 1,
-    any shape), computed stably from ``accept_logprob`` (THEORY.md T9)."""
+    any shape), computed stably from ``accept_logprob`` (docs/theory.md T9)."""
     k = _checks.at_least_one(k, "k", integer=True)
     log_s = accept_logprob(model, verifier)
     return _reach(log_s, k.astype(log_s.dtype))
@@ -280,7 +283,7 @@ def pass_at_k(model: SequenceModel, verifier: Automaton, k: Any) -> jax.Array:
 def reach_probability(model: SequenceModel, verifier: Automaton, budget: Any) -> jax.Array:
     r"""Probability that ``budget`` i.i.d. samples hit the accepted set: $1-(1-p(S))^N$
     (``budget`` >= 1, any shape). The set is accessible at confidence ``c`` when this is
-    at least ``c``, i.e. $p(S) \ge 1-(1-c)^{1/N}$ (THEORY.md §2)."""
+    at least ``c``, i.e. $p(S) \ge 1-(1-c)^{1/N}$ (docs/theory.md §2)."""
     budget = _checks.at_least_one(budget, "budget")
     log_s = accept_logprob(model, verifier)
     return _reach(log_s, budget.astype(log_s.dtype))
@@ -294,7 +297,14 @@ def sample(key: jax.Array, model: SequenceModel, num_samples: int) -> jax.Array:
     """
     key = _checks.key(key)
     model = _model(model)
-    n = _checks.integer(num_samples, "num_samples", minimum=1)
+    n = _checks.integer(
+        num_samples,
+        "num_samples",
+        minimum=1,
+        maximum=max(1, MAX_TABLE // model.length),
+        why=f"the samples hold num_samples * length = num_samples * {model.length} tokens and as "
+        "many uniforms in memory",
+    )
     return _sample_jit(key, model, n)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,7 +12,17 @@ import numpy as np
 
 from .. import _checks
 from ._types import SequenceModel
-from ._validate import _model, _state, _table, _token, _token_list, _trust, _vocab
+from ._validate import (
+    _length,
+    _model,
+    _state,
+    _table,
+    _table_size,
+    _token,
+    _token_list,
+    _trust,
+    _vocab,
+)
 
 __all__ = [
     "SequenceModel",
@@ -43,26 +54,36 @@ def finite_state(
     >>> m.logp.shape
     (3, 1, 2)
     """
-    table = _checks.logp(logp, "logp")
+    return _build(_checks.logp(logp, "logp"), transition, initial, length, "logp")
+
+
+def _build(table: jax.Array, transition: Any, initial: Any, length: Any, name: str):
+    """The shape checks of :func:`finite_state` on a checked table called ``name``."""
     if table.ndim == 2:
         if length is None:
             raise ValueError(
-                "`logp` has shape (num_states, vocab): also pass `length` (the number of "
+                f"`{name}` has shape (num_states, vocab): also pass `length` (the number of "
                 "tokens), or give per-position tables of shape (length, num_states, vocab)."
             )
-        n = _checks.integer(length, "length", minimum=1)
+        n = _length(length)
+        if min(table.shape) == 0:
+            raise ValueError(f"`{name}` is empty (shape {tuple(table.shape)}).")
+        _table_size(n * table.shape[0] * table.shape[1], f"{name} at every position")
         table = jnp.broadcast_to(table, (n, *table.shape))
     elif table.ndim == 3:
-        if length is not None and _checks.integer(length, "length", minimum=1) != table.shape[0]:
+        if length is not None and _length(length) != table.shape[0]:
             raise ValueError(
-                f"`length` = {length} but `logp` has per-position tables for "
+                f"`length` = {length} but `{name}` has per-position tables for "
                 f"{table.shape[0]} positions."
             )
-        if table.shape[0] == 0:
-            raise ValueError("`logp` has no positions (length 0); a string needs length >= 1.")
+        if min(table.shape) == 0:
+            raise ValueError(
+                f"`{name}` is empty (shape {tuple(table.shape)}); a string needs length >= 1, "
+                "and a model at least one state and one token."
+            )
     else:
         raise ValueError(
-            "`logp` must have shape (length, num_states, vocab) or (num_states, vocab), got "
+            f"`{name}` must have shape (length, num_states, vocab) or (num_states, vocab), got "
             f"{tuple(table.shape)}."
         )
     trans = _table(transition, "transition", table.shape[1], table.shape[2])
@@ -82,11 +103,16 @@ def from_logits(
     arr = _checks.logp(logits, "logits", normalized=False)
     arr = arr - jax.nn.logsumexp(arr, axis=-1, keepdims=True)
     if _checks.is_traced(arr):
+        if arr.ndim not in (2, 3):
+            raise ValueError(
+                "`logits` must have shape (length, num_states, vocab) or (num_states, vocab), "
+                f"got {tuple(arr.shape)}."
+            )
         if arr.ndim == 2:
-            arr = jnp.broadcast_to(arr, (_checks.integer(length, "length", minimum=1), *arr.shape))
+            arr = jnp.broadcast_to(arr, (_length(length), *arr.shape))
         trans = _table(transition, "transition", arr.shape[1], arr.shape[2])
         return _trust(SequenceModel(arr, trans, _state(initial, "initial", arr.shape[1])))
-    return finite_state(arr, transition, initial, length=length)
+    return _build(arr, transition, initial, length, "logits")
 
 
 def with_end(model: SequenceModel, end: int) -> SequenceModel:
@@ -123,7 +149,11 @@ def iid(token_logp: Any, length: int, *, end: int | None = None) -> SequenceMode
             f"`token_logp` must have shape (vocab,), got {tuple(table.shape)}; for "
             "position-dependent tokens use finite_state with (length, 1, vocab) tables."
         )
-    n = _checks.integer(length, "length", minimum=1)
+    n = _length(length)
+    if table.shape[0] == 0:
+        raise ValueError("`token_logp` is empty; give one log-probability per token.")
+    _vocab(table.shape[0], "token_logp.shape[0]")
+    _table_size(n * table.shape[0], "token_logp at every position")
     model = SequenceModel(
         jnp.broadcast_to(table, (n, 1, table.shape[0])),
         jnp.zeros((1, table.shape[0]), jnp.int32),
@@ -156,8 +186,9 @@ def markov(
             f"`context` must hold exactly order = {k} tokens (the prompt before the string), "
             f"got {len(ctx)}."
         )
-    n = _checks.integer(length, "length", minimum=1)
+    n = _length(length)
     num_s = vocab**k
+    _table_size(n * num_s * vocab, "logp at every position")
     code = np.arange(num_s)
     trans = (code[:, None] * vocab + np.arange(vocab)[None, :]) % num_s
     init = 0
@@ -204,12 +235,15 @@ def autoregressive(
     token most significant). There are $\sum_{t<L} V^t$ states (at most ``MAX_PREFIX_STATES``).
     """
     vocab = _vocab(vocab)
-    n = _checks.integer(length, "length", minimum=1)
-    num_s = sum(vocab**t for t in range(n))
-    if num_s > MAX_PREFIX_STATES:
+    n = _length(length)
+    too_many = (n - 1) * math.log2(vocab) > math.log2(MAX_PREFIX_STATES)  # V^(L-1) < states
+    num_s = math.inf if too_many else sum(vocab**t for t in range(n))
+    if num_s > MAX_PREFIX_STATES or num_s * vocab > 2**26:
         raise ValueError(
-            f"a prefix tree over vocab = {vocab}, length = {n} has {num_s} states, above "
-            f"MAX_PREFIX_STATES = {MAX_PREFIX_STATES}; use a Markov or finite-state model."
+            f"a prefix tree over vocab = {vocab}, length = {n} has "
+            f"{'more than 2^20' if too_many else f'{num_s:,}'} states (times {vocab} tokens), "
+            f"above MAX_PREFIX_STATES = {MAX_PREFIX_STATES:,} or 2^26 table entries; use a "
+            "Markov or finite-state model."
         )
     offsets, prefixes, levels = _prefix_layout(vocab, n)
     if callable(conditional):
