@@ -289,6 +289,23 @@ def test_finite_runs_with_infinite_losses_are_not_errors():
     assert bool(jnp.all(info.loss == jnp.inf))
 
 
+def test_rewards_too_large_to_square_are_refused_and_the_largest_accepted_train():
+    """Rewards of 1e308 made GRPO's group variance and Adam's second moment overflow: the update
+    silently became 0 (or NaN for r - E[r] past the float range)."""
+    trainer = tr.make_trainer(tr.tabular(LOGP0), tr.grpo(num_samples=8), optax.adam(0.1))
+    for reward in ([1e308, 0.0, 0.0], [1e200, -1e200, 0.0], [0.0, 0.0, 1e160]):
+        with pytest.raises(ValueError, match=r"`batch.reward` reaches magnitude.*Rescale"):
+            tr.run(trainer, KEY, tr.Batch(jnp.array(reward), 0.5), 3)
+    for dtype, big in ((jnp.float64, 3e153), (jnp.float32, 4e18)):
+        logp0 = LOGP0.astype(dtype)
+        for objective in (tr.grpo(num_samples=8), tr.reinforce("exact", kl="exact")):
+            trainer = tr.make_trainer(tr.tabular(logp0), objective, optax.adam(0.1))
+            reward = jnp.array([0.0, -big, big], dtype)
+            _, info = tr.run(trainer, KEY, tr.Batch(reward, 0.5), 5)
+            # The policy moves towards the rewarded behavior (the update is not zeroed).
+            assert float(info.kl_target[-1]) < float(info.kl_target[0]) - 0.1
+
+
 # ----------------------------------------------------------------------------- KL estimator moments
 def exact_moments(logq, logp0):
     """Means and variances of k1, k2, k3 under q by 60-digit decimal enumeration of the given

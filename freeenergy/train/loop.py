@@ -133,7 +133,7 @@ def _metrics(logq, logp0, target, reward, correct, ks, budget):
     q = jnp.where(pos_q, jnp.exp(lq), 0.0)
     lt = jnp.where(pos_t, target, 0.0)
     t = jnp.where(pos_t, jnp.exp(lt), 0.0)
-    # Accessible: 1 - (1 - q)^N >= 1/2  <=>  q >= 1 - 2^(-1/N)  (THEORY.md §2).
+    # Accessible: 1 - (1 - q)^N >= 1/2  <=>  q >= 1 - 2^(-1/N)  (docs/theory.md §2).
     log_threshold = jnp.log(-jnp.expm1(-jnp.log(2.0) / jnp.asarray(budget, dtype)))
 
     def total(x):
@@ -279,6 +279,17 @@ def check_batch(trainer: Trainer, batch: Any) -> Batch:
             "in finite steps, so a -inf reward makes the objective -inf). Exclude a behavior by "
             "giving it -inf in the policy's base `logp0` instead."
         )
+    if not _checks.is_traced(reward):
+        largest = float(np.max(np.abs(np.asarray(reward, dtype=np.float64))))
+        limit = float(np.sqrt(np.finfo(dtype).max)) / 4
+        if largest > limit:
+            raise ValueError(
+                f"`batch.reward` reaches magnitude {largest:.6g}, too large for training in "
+                f"{np.dtype(dtype).name} (at most {limit:.6g}): squares of rewards and "
+                "advantages (GRPO's group variance, Adam's second moment) would overflow and "
+                "silently zero the update. Rescale the reward (r/c at beta/c has the same Gibbs "
+                "target)."
+            )
     beta = _checks.to_array(batch.beta, "batch.beta")
     if beta.ndim != 0:
         raise ValueError(
@@ -495,8 +506,8 @@ def make_mirror_descent(
 
     The log-ratio to the target contracts by $(1 - \eta\beta)$ per step (converges for
     $0 < \eta\beta < 2$; $\eta\beta = 1$ lands on ``gibbs(p0, -r, β)`` in one step). With
-    ``beta = 0`` ``T`` steps equal one tilt at temperature $1/(T\eta)$ (THEORY.md T3). The state's
-    ``params`` are the log-probabilities themselves; the batch is ``Batch(reward, beta)``.
+    ``beta = 0`` ``T`` steps equal one tilt at temperature $1/(T\eta)$ (docs/theory.md T3). The
+    state's ``params`` are the log-probabilities themselves; the batch is ``Batch(reward, beta)``.
     """
     logp0 = _checks.logp(logp0, "logp0")
     logp0 = logp0.astype(_checks._float_dtype(logp0))
@@ -634,8 +645,9 @@ def _cause(trainer: Trainer, key: jax.Array, batch: Batch, num_steps: int, step:
     bad = [name for name, nan in found["rollout"].items() if nan]
     if any(name in _REWARD_FIELDS for name in bad):
         return (
-            "the rewards of that step's draws are not finite: `reward_fn` returned NaN or ±inf "
-            "(rewards must be finite real numbers)"
+            "the rewards or advantages of that step's draws are not finite: a `reward_fn` "
+            "returned NaN or ±inf (rewards must be finite real numbers), or the rewards are too "
+            "large for r - E[r] (rescale them)"
         )
     if bad:
         return (

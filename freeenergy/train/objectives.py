@@ -615,7 +615,8 @@ def sft(
 
     ``batch.data`` is the demonstration distribution ``d`` (``log d``).
 
-    * ``weighting="none"``: $w = 1$; the optimum is ``d`` itself (the target view of THEORY.md §1).
+    * ``weighting="none"``: $w = 1$; the optimum is ``d`` itself (the target view of
+      docs/theory.md §1).
     * ``weighting="reward"``: $w(y) = e^{r(y)/\beta}$, self-normalized (reward-weighted
       regression). With ``d = p0`` the optimum is $d\,w/Z = q^*_\beta$: weighted SFT on reference
       samples is KL-regularized RL (T11).
