@@ -93,6 +93,27 @@ def test_huge_sizes_are_refused_before_they_reach_xla():
         assert "at most" in line, (name, line)
 
 
+def test_dense_per_step_arrays_are_bounded_by_memory():
+    """Sizes that are each legal but whose product is a dense array beyond memory: the exact
+    Fisher matrix of natural gradient, the pair table of exact DPO, the sampler's comparisons."""
+    big = fe.normalize(jnp.zeros(20_000))
+    with pytest.raises(ValueError, match=r"`natural_gradient=True`.*20,000 parameters"):
+        tr.make_trainer(tr.tabular(big), tr.grpo("exact"), optax.sgd(0.1), natural_gradient=True)
+    with pytest.raises(ValueError, match=r"exact-mode DPO.*dpo\('sampled'\)"):
+        tr.make_trainer(tr.tabular(big), tr.dpo("exact"), optax.sgd(0.1))
+    policy = tr.tabular(fe.normalize(jnp.zeros(100)))
+    params = policy.init(KEY)
+    with pytest.raises(ValueError, match=r"drawing 16,777,216 samples \(`num`"):
+        policy.sample(KEY, params, 2**24)
+    two = tr.tabular(fe.normalize(jnp.zeros((2, 256))))
+    trainer = tr.make_trainer(two, tr.grpo(num_samples=2**20), optax.sgd(0.1))
+    with pytest.raises(ValueError, match="`num_samples`"):  # 2 x 2^20 x 256 comparisons
+        tr.run(trainer, KEY, tr.Batch(jnp.zeros((2, 256)), 0.1), 2)
+    # Below the bounds the same constructions are accepted.
+    small = fe.normalize(jnp.zeros(100))
+    tr.make_trainer(tr.tabular(small), tr.dpo("exact"), optax.sgd(0.1), natural_gradient=True)
+
+
 def test_sizes_at_their_bound_are_accepted():
     assert tr.all_equal_probability(LOGP0, REWARD, 2**53) == 0.0  # (1/2)^(2^53 - 1) underflows
     trainer = tr.make_trainer(tr.tabular(LOGP0), tr.grpo(num_samples=2**20), optax.sgd(0.0))

@@ -32,6 +32,7 @@ prompts):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -388,6 +389,7 @@ def make_trainer(
     damping = _checks.scalar(damping, "damping")
     if damping < 0:
         raise ValueError(f"`damping` must be >= 0, got {damping!r}.")
+    _check_memory(policy, objective, shape, natural_gradient)
     _probe_optimizer(optimizer, policy)
 
     def init(key):
@@ -471,6 +473,33 @@ def _has_nan(tree: Any) -> jax.Array:
 
 def _has_nonfinite(tree: Any) -> jax.Array:
     return jnp.any(jnp.array([jnp.any(~jnp.isfinite(x)) for x in _float_leaves(tree)] + [False]))
+
+
+#: Largest number of entries of the dense arrays a training step builds: the exact Fisher matrix
+#: and Jacobian of ``natural_gradient`` and the pair table of exact DPO.
+MAX_STEP_ENTRIES = 2**28
+
+
+def _check_memory(policy, objective, shape, natural_gradient) -> None:
+    """Refuse a trainer whose dense per-step arrays would not fit in memory (8 bytes an entry)."""
+    rows, n = math.prod(shape[:-1]), shape[-1]
+    if natural_gradient:
+        params = jax.eval_shape(policy.init, jax.random.key(0))
+        d = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params))
+        entries = d * d + rows * n * d
+        if entries > MAX_STEP_ENTRIES:
+            raise ValueError(
+                f"`natural_gradient=True` builds the exact d × d Fisher matrix and the "
+                f"(prompts · n) × d Jacobian: d = {d:,} parameters, {rows:,} × {n:,} "
+                f"log-probabilities, {entries:,} entries, more than {MAX_STEP_ENTRIES:,} "
+                "(8 bytes each). Use natural_gradient=False or a policy with fewer parameters."
+            )
+    if objective.name == "dpo" and objective.mode == "exact" and rows * n * n > MAX_STEP_ENTRIES:
+        raise ValueError(
+            f"exact-mode DPO sums over all {n:,} × {n:,} pairs of behaviors for {rows:,} prompts: "
+            f"{rows * n * n:,} entries, more than {MAX_STEP_ENTRIES:,} (8 bytes each). Use "
+            "`dpo('sampled')` on a space this large."
+        )
 
 
 def _probe_optimizer(optimizer: Any, policy: Policy) -> None:

@@ -53,6 +53,8 @@ class SharedParams(NamedTuple):
 
 #: Largest number of draws per prompt in one call of a flat policy's ``sample``.
 MAX_DRAWS = 2**26
+#: Largest number of entries of the sampler's comparison table (rows × draws × width).
+MAX_SAMPLER_ENTRIES = 2**28
 
 # ----------------------------------------------------------------------------- flat kernels
 #: Up to this many behaviors, one cumulative sum and one comparison of every draw with it;
@@ -102,8 +104,25 @@ def _sample_flat(key: jax.Array, logq: jax.Array, num: int) -> jax.Array:
     One uniform ``u`` per draw; the draw is the first behavior whose cumulative mass exceeds
     ``u · total`` (see ``_inverse_cdf``).
     """
+    _check_sampler_size(logq.shape, num)
     uniform = jax.random.uniform(key, (*logq.shape[:-1], num), dtype=logq.dtype)
     return _inverse_cdf(logq, uniform)
+
+
+def _check_sampler_size(shape: tuple[int, ...], num: int) -> None:
+    """Refuse a sampling call whose comparison table would not fit in memory (static shapes, so
+    this raises at trace time under ``jit`` too)."""
+    n = shape[-1]
+    rows = math.prod(shape[:-1])
+    width = n if n <= _SMALL_SPACE else _block_size(n)
+    entries = rows * num * width
+    if entries > MAX_SAMPLER_ENTRIES:
+        raise ValueError(
+            f"drawing {num:,} samples (`num`, an objective's `num_samples`) for each of {rows:,} "
+            f"rows of {n:,} behaviors compares every draw with {width:,} cumulative masses: "
+            f"{entries:,} entries, more than the {MAX_SAMPLER_ENTRIES:,} allowed in memory. Draw "
+            "fewer samples per call."
+        )
 
 
 @jax.custom_batching.custom_vmap
