@@ -201,6 +201,14 @@ def test_option_strings_are_checked_to_be_strings(bad):
             tr.grpo(kl=bad)
 
 
+def test_malformed_policies_are_named():
+    with pytest.raises(TypeError, match=r"`policy` fields \['init', 'logprobs'"):
+        tr.make_trainer(tr.Policy(None, None, None, None), tr.grpo(), optax.adam(0.1))
+    scalar = tr.flat_policy(lambda key: jnp.zeros(3), lambda params: jnp.sum(params))
+    with pytest.raises(TypeError, match=r"`policy.logprobs\(policy.init\(key\)\)` must be"):
+        tr.make_trainer(scalar, tr.grpo(), optax.adam(0.1))
+
+
 def test_trainer_and_step_size_are_named():
     for bad in (None, 3, "abc", [[1, 2], [3]]):
         with pytest.raises(TypeError, match="`trainer` must be a Trainer"):

@@ -210,6 +210,16 @@ def _ks(ks: Any) -> tuple[int, ...]:
 
 def _shape_of(policy: Policy) -> tuple[tuple[int, ...], Any]:
     out = jax.eval_shape(lambda k: policy.logprobs(policy.init(k)), jax.random.key(0))
+    if (
+        not hasattr(out, "shape")
+        or len(out.shape) == 0
+        or out.shape[-1] == 0
+        or not jnp.issubdtype(out.dtype, jnp.floating)
+    ):
+        raise TypeError(
+            "`policy.logprobs(policy.init(key))` must be a float array of shape (..., n) with "
+            f"n >= 1 (log-probabilities over the behaviors), got {out}."
+        )
     return tuple(out.shape), out.dtype
 
 
@@ -218,6 +228,12 @@ def _check_policy(policy: Any) -> Policy:
         raise TypeError(
             f"`policy` must be a freeenergy.train.Policy (e.g. `tabular(logp0)`), got "
             f"{type(policy).__name__}."
+        )
+    missing = [name for name, f in policy._asdict().items() if not callable(f)]
+    if missing:
+        raise TypeError(
+            f"`policy` fields {missing} are not callables; a Policy holds the four functions "
+            "init(key), logprobs(params), sample(key, params, num), log_prob(params, behaviors)."
         )
     return policy
 
