@@ -9,6 +9,11 @@ Two tiers (STYLE.md):
   is called on traced values (inside a user's ``jit``/``grad``/``vmap``) the value checks are
   skipped, because there is nothing concrete to look at; the static checks still run.
 
+Where checking the values would cost as much as the computation (one more pass over a large
+array), a public function checks them inside its own compiled kernel instead (``mass_ok``; the
+``values=False`` mode of ``logp`` and ``energy`` does the static part), and calls the host checks
+below only when that fused check fails, so that the error still names the problem.
+
 Every message names the argument, what it got and what it needs.
 
 Conventions checked here:

@@ -576,6 +576,8 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     * rewards that differ by less than about 1e-300 (absolutely, or relative to their spread)
       cannot be told apart by any representable ``beta``; the answer is then the tilt at the
       extreme representable temperature (a KL at most the budget, the best reachable).
+    * rewards spread across nearly the whole float range (e.g. ``±1e308``): ``logq`` is exact,
+      and ``beta`` overflows to ``inf`` only when the temperature itself exceeds the float range.
 
     ``logp0`` is ``(..., n)``; ``reward`` broadcasts against it; ``kl_budget`` is a scalar or
     broadcasts against the batch shape.
