@@ -126,6 +126,14 @@ def test_huge_sizes_are_refused(size):
             call()
 
 
+def test_augment_refuses_a_table_beyond_the_bound():
+    """2^16 tool states x width 2 x 1024 positions x 4 marked tokens = 2^29 log-probabilities."""
+    states = 2**16
+    big = expand.tool(np.zeros((states, 2), np.int32), np.zeros((states, 2), np.int32), 0.5)
+    with pytest.raises(ValueError, match="augmented model"):
+        expand.augment(sq.iid(jnp.log(jnp.array([0.5, 0.5])), 1024), big)
+
+
 def test_expert_iteration_bounds_its_rounds():
     optax = pytest.importorskip("optax")
     from freeenergy import train

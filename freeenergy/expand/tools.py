@@ -307,6 +307,14 @@ def augment(model: Any, tool_: Tool) -> ToolModel:
             "give a scalar or one probability per position."
         )
     call = np.broadcast_to(call, (model.length,))
+    states = model.num_states * tool_.num_states * tool_.width
+    entries = model.length * states * 2 * model.vocab
+    if entries > sq.MAX_TABLE:
+        raise ValueError(
+            f"the augmented model would hold length * states * 2 vocab = {model.length} * "
+            f"{states:,} * {2 * model.vocab} = {entries:,} log-probabilities, above "
+            f"sequences.MAX_TABLE = {sq.MAX_TABLE:,} (8 bytes each); use a smaller model or tool."
+        )
     dtype = model.logp.dtype
     logp, trans, init = _augment_tables(
         np.asarray(model.logp, np.float64),

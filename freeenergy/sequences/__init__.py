@@ -45,6 +45,21 @@ size of a log-probability; $\log Z_\beta = c_0 - \lambda m_0$. KL, entropy and e
 are backward recursions for additive functionals. Cost $O(L\cdot|S|\cdot|A|\cdot V)$, linear
 in the length. Everything is checked against enumeration (:func:`enumerate`, :func:`strings`)
 on spaces small enough to list (docs/theory.md T10).
+
+**Extreme input.** Energies whose sums along a string would overflow the float type (up to
+±1.8e308) are divided by a power of two before the recursion and the results scaled back, so the
+tilt matches flat :func:`freeenergy.gibbs` and only a quantity beyond the float range (a
+$\log Z$ of $-2\cdot10^{308}$) comes out infinite; a subnormal $\beta$ gives the
+$\beta \to 0$ limit. Sizes are bounded before anything is allocated: ``MAX_LENGTH`` positions,
+``MAX_VOCAB`` tokens, ``MAX_TABLE`` entries per table (a model's ``length * states * vocab``,
+an automaton's ``states * vocab``, a dynamic program's product table), ``MAX_ENUMERATE``
+strings listed.
+
+**Layout.** ``models`` (the generators), ``automata`` (the verifiers), ``dp`` (the dynamic
+programs, sampling and the small-space listings) and ``checks`` (:func:`check_model`,
+:func:`check_verifier`, :func:`check_tokens`, :func:`space_size`: the argument checks of this
+package, public so that modules built on it — :mod:`freeenergy.expand` — raise the same errors).
+Everything public is importable from ``freeenergy.sequences``.
 """
 
 from __future__ import annotations
