@@ -753,7 +753,10 @@ def _check_finite(trainer, key, batch, num_steps, out, *, seed):
         step = int(np.argmax(nan))
         run_key = key
         where = ""
-    cause = _cause(trainer, run_key, batch, num_steps, step)
+    try:
+        cause = _cause(trainer, run_key, batch, num_steps, step)
+    except Exception as err:  # the diagnosis must never hide the divergence itself
+        cause = f"not isolated (replaying the step raised {type(err).__name__}: {err})"
     what = f"NaN in Info.{', Info.'.join(fields)}" if fields else "NaN parameters"
     raise TrainingDiverged(
         f"training produced NaN at step {step} of {num_steps}{where}: {what}. Cause: {cause}. "
