@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# --dist loadgroup: tests marked with one xdist_group (the fuzz suite's batch of calls run in a
+# child process) go to one worker, the rest are spread as usual.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 # The property tests under the thorough hypothesis profile (1000 examples per property). They
 # take too long to run all at once on every CI run, so .ci/thorough.py splits them into groups of
@@ -27,7 +29,7 @@ THOROUGH_ARGS := $(if $(filter today,$(SHARE)),,$(if $(filter all,$(SHARE)),--al
 test-thorough: $(STAMP)
 	@modules="$$($(PY) .ci/thorough.py $(THOROUGH_ARGS))" && test -n "$$modules" && \
 	echo "thorough hypothesis profile on:" $$modules && \
-	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -n 2 -q $$modules
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -n 2 --dist loadgroup -q $$modules
 
 reproduce: $(STAMP)
 	$(PY) -m experiments

@@ -1,10 +1,10 @@
 """Which property-test modules CI runs under the ``thorough`` hypothesis profile today.
 
-The property-test modules (every ``tests/test_*.py`` that uses hypothesis' ``@given``) take too
-long under ``thorough`` (1000 examples per property) to run all of them on every CI run, so they
-are split into ``SHARES`` groups of about equal measured time, and each day (UTC) runs one group
-in turn: every module gets its thorough run once every ``SHARES`` days, and one CI run stays
-within its time limit. Usage::
+The property-test modules (each ``tests/test_*.py`` with a hypothesis ``@given(...)``
+property) take too long under ``thorough`` (1000 examples per property) to run all of them on
+every CI run, so they are split into ``SHARES`` groups of about equal measured time, and each
+day (UTC) runs one group in turn: every module gets its thorough run once every ``SHARES`` days,
+and one CI run stays within its time limit. Usage::
 
     python .ci/thorough.py            # the modules of today's share, one per line
     python .ci/thorough.py --share 2  # the modules of share 2
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,8 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 #: ``pytest -n 2`` on a 2-core machine (rerun: ``make test-thorough SHARE=all``).
 MINUTES: dict[str, float] = {}
 DEFAULT_MINUTES = 10.0
+#: A hypothesis property: a line that starts with ``@given(``.
+_GIVEN = re.compile(r"^\s*@(hypothesis\.)?given\(", re.M)
 #: Number of shares: each CI run gets about sum(MINUTES) / SHARES minutes of thorough tests.
 SHARES = 3
 
@@ -35,7 +38,7 @@ def property_modules() -> list[str]:
     """Every test module that has hypothesis properties, as paths relative to the repo."""
     found = []
     for path in sorted(TESTS.glob("test_*.py")):
-        if "@given" in path.read_text(encoding="utf-8"):
+        if _GIVEN.search(path.read_text(encoding="utf-8")):
             found.append(f"tests/{path.name}")
     return found
 
