@@ -51,8 +51,16 @@ def _required(verifier: Any, name: str, vocab: int = -1) -> Automaton:
 
 
 def automaton(transition: Any, accepting: Any, initial: int = 0) -> Automaton:
-    """A validated :class:`Automaton`: ``transition`` ``(num_states, vocab)`` int with entries
-    in ``[0, num_states)``, ``accepting`` a bool mask ``(num_states,)``, ``initial`` a state."""
+    r"""A validated :class:`Automaton`: ``transition`` ``(num_states, vocab)`` int with entries
+    in ``[0, num_states)``, ``accepting`` a bool mask ``(num_states,)``, ``initial`` a state.
+    It reads $a_{t+1} = \texttt{transition}[a_t, y_t]$ from $a_0 = $ ``initial`` and accepts
+    when ``accepting[a_L]``.
+
+    >>> import jax.numpy as jnp
+    >>> even_ones = automaton([[0, 1], [1, 0]], [True, False])  # parity of the count of 1s
+    >>> accepts(even_ones, jnp.array([[1, 0, 1], [1, 1, 1]])).tolist()
+    [True, False]
+    """
     trans = _table(transition, "transition", None, None)
     acc = _checks.mask(accepting, "accepting")
     if acc.shape != (trans.shape[0],):
@@ -65,7 +73,15 @@ def automaton(transition: Any, accepting: Any, initial: int = 0) -> Automaton:
 
 def exact_match(vocab: int, target: Sequence[int], *, end: int | None = None) -> Automaton:
     """Accepts exactly the string ``target`` (followed only by ``end`` tokens, if ``end`` is
-    given). States: ``0..m`` = number of target tokens matched, ``m + 1`` = mismatch (dead)."""
+    given). States: ``0..m`` = number of target tokens matched, ``m + 1`` = mismatch (dead).
+
+    >>> import jax.numpy as jnp
+    >>> v = exact_match(3, [2, 0])
+    >>> accepts(v, jnp.array([[2, 0], [2, 1]])).tolist()
+    [True, False]
+    >>> accepts(exact_match(3, [2], end=0), jnp.array([[2, 0, 0], [2, 0, 1]])).tolist()
+    [True, False]
+    """
     vocab = _vocab(vocab)
     tgt = _token_list(target, "target", vocab)
     if end is not None:
@@ -86,7 +102,12 @@ def exact_match(vocab: int, target: Sequence[int], *, end: int | None = None) ->
 
 def starts_with(vocab: int, prefix: Sequence[int]) -> Automaton:
     """Accepts every string that begins with ``prefix`` (a partial-answer check). States:
-    ``0..m`` = matched so far (``m`` absorbing, accepting), ``m + 1`` = mismatch."""
+    ``0..m`` = matched so far (``m`` absorbing, accepting), ``m + 1`` = mismatch.
+
+    >>> import jax.numpy as jnp
+    >>> accepts(starts_with(2, [1, 0]), jnp.array([[1, 0, 1], [0, 1, 0]])).tolist()
+    [True, False]
+    """
     vocab = _vocab(vocab)
     pre = _token_list(prefix, "prefix", vocab)
     m = len(pre)
@@ -101,7 +122,12 @@ def starts_with(vocab: int, prefix: Sequence[int]) -> Automaton:
 def contains(vocab: int, pattern: Sequence[int]) -> Automaton:
     """Accepts every string containing ``pattern`` as a contiguous substring (the
     Knuth–Morris–Pratt automaton: state ``j`` = longest prefix of the pattern that ends here;
-    ``m`` absorbing and accepting)."""
+    ``m`` absorbing and accepting).
+
+    >>> import jax.numpy as jnp
+    >>> accepts(contains(2, [1, 1]), jnp.array([[0, 1, 1, 0], [1, 0, 1, 0]])).tolist()
+    [True, False]
+    """
     vocab = _vocab(vocab)
     pat = _token_list(pattern, "pattern", vocab, allow_empty=False)
     m = len(pat)
@@ -121,7 +147,12 @@ def contains(vocab: int, pattern: Sequence[int]) -> Automaton:
 
 def count_at_least(vocab: int, token: int, m: int) -> Automaton:
     """Accepts strings with at least ``m`` occurrences of ``token`` (states ``0..m`` count the
-    occurrences, saturating at ``m``, which is accepting)."""
+    occurrences, saturating at ``m``, which is accepting).
+
+    >>> import jax.numpy as jnp
+    >>> accepts(count_at_least(3, 2, 2), jnp.array([[2, 0, 2], [2, 1, 1]])).tolist()
+    [True, False]
+    """
     vocab = _vocab(vocab)
     token = _token(token, "token", vocab)
     m = _checks.integer(m, "m", minimum=0, maximum=MAX_TOKENS, why="the automaton has m + 1 states")
@@ -139,6 +170,11 @@ def digit_sum_mod(
 
     Token ``y`` counts as the digit ``values[y]`` (default: ``y`` itself). States are the
     residues ``0..modulus-1`` of the running sum.
+
+    >>> import jax.numpy as jnp
+    >>> v = digit_sum_mod(10, 3, 0)  # decimal digits whose sum is divisible by 3
+    >>> accepts(v, jnp.array([[1, 2], [4, 4]])).tolist()  # 3 and 8
+    [True, False]
     """
     vocab = _vocab(vocab)
     mod = _checks.integer(
@@ -165,7 +201,14 @@ def digit_sum_mod(
 
 def intersect(first: Automaton, second: Automaton) -> Automaton:
     """The product automaton accepting what both accept; state ``a * B + b`` for states
-    ``a`` of ``first`` and ``b`` of ``second`` (``B`` = states of ``second``)."""
+    ``a`` of ``first`` and ``b`` of ``second`` (``B`` = states of ``second``); both must
+    read the same vocab.
+
+    >>> import jax.numpy as jnp
+    >>> both = intersect(starts_with(2, [1]), count_at_least(2, 0, 2))
+    >>> accepts(both, jnp.array([[1, 0, 0], [0, 0, 1], [1, 1, 0]])).tolist()
+    [True, False, False]
+    """
     first = _required(first, "first")
     second = _required(second, "second", first.vocab)
     B = second.num_states
@@ -176,7 +219,13 @@ def intersect(first: Automaton, second: Automaton) -> Automaton:
 
 
 def complement(verifier: Automaton) -> Automaton:
-    """The same automaton accepting exactly the strings ``verifier`` rejects."""
+    """The same automaton accepting exactly the strings ``verifier`` rejects (same states and
+    transitions, ``accepting`` negated).
+
+    >>> import jax.numpy as jnp
+    >>> accepts(complement(contains(2, [1])), jnp.array([[0, 0], [0, 1]])).tolist()
+    [True, False]
+    """
     verifier = _required(verifier, "verifier")
     return _trust(
         Automaton(verifier.transition, ~jnp.asarray(verifier.accepting), verifier.initial)
@@ -186,7 +235,12 @@ def complement(verifier: Automaton) -> Automaton:
 def accepts(verifier: Automaton, tokens: Any) -> jax.Array:
     """Whether ``verifier`` accepts each string of ``tokens`` (``(..., length)`` int).
 
-    Returns a bool array of shape ``tokens.shape[:-1]``."""
+    Returns a bool array of shape ``tokens.shape[:-1]``.
+
+    >>> import jax.numpy as jnp
+    >>> accepts(contains(3, [2]), jnp.array([[0, 2], [1, 1]])).tolist()
+    [True, False]
+    """
     verifier = _required(verifier, "verifier")
     toks = _tokens(tokens, None, verifier.vocab)
     length = int(toks.shape[-1])

@@ -98,7 +98,16 @@ def from_logits(
 
     The parametrization a policy trains: ``logp = logits - logsumexp(logits, axis=-1)``,
     differentiable in ``logits`` (``-inf`` logits stay ``-inf``). Shapes as in
-    :func:`finite_state`. Works on traced ``logits`` (inside ``jit``/``grad``).
+    :func:`finite_state`. Works on traced ``logits`` (inside ``jit``/``grad``). The tables are
+    log-probabilities in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import log_prob
+    >>> m = from_logits(jnp.array([[0.0, jnp.log(3.0)]]), jnp.zeros((1, 2), int), length=2)
+    >>> print(jnp.round(jnp.exp(m.logp[0, 0]), 4))  # softmax of (0, log 3) = (1/4, 3/4)
+    [0.25 0.75]
+    >>> round(float(log_prob(m, jnp.array([1, 1]))), 4)  # 2 log(3/4)
+    -0.5754
     """
     arr = _checks.logp(logits, "logits", normalized=False)
     arr = arr - jax.nn.logsumexp(arr, axis=-1, keepdims=True)
@@ -121,7 +130,16 @@ def with_end(model: SequenceModel, end: int) -> SequenceModel:
     Adds one state, entered from every state on token ``end``, which emits ``end`` with
     probability one: a string ``(y_0..y_{k-1}, end, end, ...)`` is the variable-length string
     ``y_0..y_{k-1}`` stopped at step ``k`` with the model's probability of emitting ``end``
-    there. Strings that emit ``end`` then anything else get probability zero.
+    there. Strings that emit ``end`` then anything else get probability zero. The result has
+    ``num_states + 1`` states and the same ``(length, vocab)``.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import iid, log_prob
+    >>> m = with_end(iid(jnp.log(jnp.array([0.5, 0.25, 0.25])), 3), end=2)
+    >>> round(float(log_prob(m, jnp.array([0, 2, 2]))), 4)  # log(0.5 * 0.25), then end forever
+    -2.0794
+    >>> float(log_prob(m, jnp.array([2, 0, 2])))  # a token after the end: impossible
+    -inf
     """
     model = _model(model)
     end = _token(end, "end", model.vocab)
@@ -170,7 +188,16 @@ def markov(
 
     ``logp`` has shape ``(vocab,) * (k + 1)`` (the last axis is the next token, normalized);
     ``context`` holds the ``k`` tokens that precede the string (a prompt), oldest first. The
-    states are the ``vocab ** k`` contexts. ``k = 0`` is :func:`iid`.
+    states are the ``vocab ** k`` contexts. ``k = 0`` is :func:`iid`. Returns a model of shape
+    ``(length, vocab ** k, vocab)``; log-probabilities in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import log_prob
+    >>> m = markov(jnp.log(jnp.array([[0.9, 0.1], [0.2, 0.8]])), 3, context=[0])
+    >>> m.num_states
+    2
+    >>> round(float(log_prob(m, jnp.array([0, 1, 1]))), 4)  # log(0.9 * 0.1 * 0.8)
+    -2.6311
     """
     table = _checks.logp(logp, "logp")
     vocab = table.shape[-1]
@@ -232,7 +259,19 @@ def autoregressive(
     t) -> (vocab,)`` log-probabilities (``prefix`` is an int array of shape ``(length,)`` whose
     entries from ``t`` on are 0; it is ``vmap``-ed over all prefixes) or as an array of shape
     ``(num_prefixes, vocab)`` with prefixes ordered by length, then lexicographically (first
-    token most significant). There are $\sum_{t<L} V^t$ states (at most ``MAX_PREFIX_STATES``).
+    token most significant). There are $\sum_{t<L} V^t$ states (at most ``MAX_PREFIX_STATES``);
+    the model's tables have shape ``(length, num_prefixes, vocab)``.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import log_prob
+    >>> def cond(prefix, t):  # first token fair; then repeat the previous token w.p. 0.9
+    ...     rep = jnp.where(jnp.arange(2) == prefix[jnp.maximum(t - 1, 0)], 0.9, 0.1)
+    ...     return jnp.where(t == 0, jnp.log(0.5), jnp.log(rep))
+    >>> m = autoregressive(cond, vocab=2, length=3)
+    >>> m.num_states  # 1 + 2 + 4 prefixes
+    7
+    >>> round(float(log_prob(m, jnp.array([1, 1, 0]))), 4)  # log(0.5 * 0.9 * 0.1)
+    -3.1011
     """
     vocab = _vocab(vocab)
     n = _length(length)
