@@ -124,7 +124,19 @@ def tilt(
     scores and enumerates like any model, and tilting it again composes (tilt by $U_1$ then
     $U_2$ is tilt by $U_1 + U_2$, docs/theory.md T3). Tokens with ``p = 0`` stay at ``-inf``
     (support preservation). Product states that cannot reach a finite-energy end keep the base
-    conditionals (they carry no mass under ``q``).
+    conditionals (they carry no mass under ``q``). Shapes: the result's ``logp`` is
+    ``(length, num_states * A, vocab)`` for ``A`` automaton states (``A = 1`` without a
+    verifier); its log-probabilities are in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import count_at_least, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> two_heads = count_at_least(2, 1, 2)  # p(S) = 1/2
+    >>> q = tilt(coin, two_heads, 1.0)
+    >>> q.logp.shape  # 1 model state x 3 automaton states
+    (3, 3, 2)
+    >>> round(float(accept_logprob(q, two_heads)), 4)  # q(S) = e / (1 + e)
+    -0.3133
     """
     model = _model(model)
     verifier = _verifier(verifier, model.vocab)
@@ -154,6 +166,17 @@ def tilt_for_kl(
     base on the product states with ``beta = inf``; a budget at or above the KL at
     $\beta = 10^{-6}$ (the energy-minimizing limit, up to $e^{-10^6\cdot\text{gap}}$) returns
     that tilt; a budget below the KL at $\beta = 10^{6}$ returns the tilt at $\beta = 10^6$.
+    ``kl_budget`` is a scalar in nats; ``beta`` is a scalar array of the model's float dtype.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import count_at_least, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> two_heads = count_at_least(2, 1, 2)
+    >>> q, beta = tilt_for_kl(coin, two_heads, 0.1)
+    >>> round(float(kl(q, coin)), 6)  # the budget, in nats
+    0.1
+    >>> round(float(beta), 3)
+    1.06
     """
     model = _model(model)
     verifier = _verifier(verifier, model.vocab)
@@ -180,6 +203,16 @@ def kl(model_q: SequenceModel, model_p: SequenceModel) -> jax.Array:
     Exact, by the backward recursion $K_t = \sum_y q(y\mid\cdot)\,[\log q - \log p + K_{t+1}]$
     on the product of the two generators' states. ``+inf`` when ``q`` gives positive
     probability to a string that ``p`` cannot produce. Both models need the same length and vocab.
+    Returns a scalar (nats).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import count_at_least, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> q = tilt(coin, count_at_least(2, 1, 2), 1.0)
+    >>> round(float(kl(q, coin)), 4)  # a log(2a) + (1 - a) log(2(1 - a)), a = e / (1 + e)
+    0.1109
+    >>> float(kl(coin, coin))
+    0.0
     """
     q = _model(model_q, "model_q")
     p = _model(model_p, "model_p")
@@ -196,7 +229,14 @@ def kl(model_q: SequenceModel, model_p: SequenceModel) -> jax.Array:
 
 def entropy(model: SequenceModel) -> jax.Array:
     r"""Shannon entropy $H(p) = -\sum_y p(y)\log p(y)$ of the string distribution (nats),
-    by the backward recursion $H_t = \sum_y p(y\mid\cdot)\,[-\log p(y\mid\cdot) + H_{t+1}]$."""
+    by the backward recursion $H_t = \sum_y p(y\mid\cdot)\,[-\log p(y\mid\cdot) + H_{t+1}]$.
+    Returns a scalar.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import iid
+    >>> round(float(entropy(iid(jnp.log(jnp.array([0.5, 0.5])), 3))), 4)  # 3 log 2
+    2.0794
+    """
     return _entropy_jit(_model(model))
 
 
@@ -210,7 +250,16 @@ def expected_energy(
 ) -> jax.Array:
     r"""$\mathbb{E}_{y\sim p}[U(y)]$ (with the default reward, $-p(\text{accepted})$).
 
-    ``+inf`` when the model gives positive probability to an infinite-energy string.
+    ``+inf`` when the model gives positive probability to an infinite-energy string. Returns a
+    scalar in the units of the energy (nats when $U$ is a log-likelihood ratio).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import count_at_least, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> round(float(expected_energy(coin, count_at_least(2, 1, 2))), 4)  # -p(S)
+    -0.5
+    >>> round(float(expected_energy(coin, None, step_energy=jnp.array([0.0, 1.0]))), 4)  # 3 / 2
+    1.5
     """
     model = _model(model)
     verifier = _verifier(verifier, model.vocab)
@@ -229,7 +278,19 @@ def free_energy(
     step_energy: Any = None,
 ) -> jax.Array:
     r"""$F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$ for ``model`` = q and
-    ``base`` = $p_0$; at least $-\beta\log Z_\beta$, with equality at ``tilt(base, ...)``."""
+    ``base`` = $p_0$; at least $-\beta\log Z_\beta$, with equality at ``tilt(base, ...)``.
+    Returns a scalar (nats for $\beta = 1$ and a reward in nats); ``+inf`` when the KL is.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import count_at_least, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> two_heads = count_at_least(2, 1, 2)
+    >>> round(float(free_energy(coin, coin, two_heads, 1.0)), 4)  # KL = 0: -p(S)
+    -0.5
+    >>> q = tilt(coin, two_heads, 1.0)
+    >>> round(float(free_energy(q, coin, two_heads, 1.0)), 4)  # the minimum -log((1 + e) / 2)
+    -0.6201
+    """
     q = _model(model)
     p = _model(base, "base")
     if (q.length, q.vocab) != (p.length, p.vocab):
@@ -251,7 +312,13 @@ def log_prob(model: SequenceModel, tokens: Any) -> jax.Array:
 
     ``tokens`` is an int array ``(..., length)``; returns shape ``(...)``. Differentiable in
     ``model.logp`` (the gradient counts how often each table entry is used), so a training loop
-    can maximize it for a policy that parametrizes the tables (:func:`from_logits`).
+    can maximize it for a policy that parametrizes the tables (:func:`from_logits`). Nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import iid
+    >>> m = iid(jnp.log(jnp.array([0.25, 0.75])), 2)
+    >>> [round(float(x), 4) for x in log_prob(m, jnp.array([[0, 1], [1, 1]]))]  # log 3/16, 9/16
+    [-1.674, -0.5754]
     """
     model = _model(model)
     toks = _tokens(tokens, model.length, model.vocab)
@@ -260,7 +327,15 @@ def log_prob(model: SequenceModel, tokens: Any) -> jax.Array:
 
 def accept_logprob(model: SequenceModel, verifier: Automaton) -> jax.Array:
     r"""$\log p(S)$ for the set $S$ of strings ``verifier`` accepts (``-inf`` if none is
-    producible). Exact: the forward-backward sum over the product states, in log space."""
+    producible). Exact: the forward-backward sum over the product states, in log space.
+    Returns a scalar (nats).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import contains, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> round(float(accept_logprob(coin, contains(2, [1, 1]))), 4)  # log(3/8): 011, 110, 111
+    -0.9808
+    """
     model = _model(model)
     if verifier is None:
         raise TypeError("`verifier` must be an Automaton (the set whose probability is wanted).")
@@ -274,7 +349,15 @@ def accept_logprob(model: SequenceModel, verifier: Automaton) -> jax.Array:
 
 def pass_at_k(model: SequenceModel, verifier: Automaton, k: Any) -> jax.Array:
     r"""Exact pass@k of the accepted set: $1 - (1 - p(S))^k$ (``k`` whole numbers >= 1,
-    any shape), computed stably from ``accept_logprob`` (docs/theory.md T9)."""
+    any shape), computed stably from ``accept_logprob`` (docs/theory.md T9). Returns a
+    probability of the shape of ``k``.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import count_at_least, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> print(jnp.round(pass_at_k(coin, count_at_least(2, 1, 2), jnp.array([1, 2, 3])), 4))
+    [0.5   0.75  0.875]
+    """
     k = _checks.at_least_one(k, "k", integer=True)
     log_s = accept_logprob(model, verifier)
     return _reach(log_s, k.astype(log_s.dtype))
@@ -283,7 +366,16 @@ def pass_at_k(model: SequenceModel, verifier: Automaton, k: Any) -> jax.Array:
 def reach_probability(model: SequenceModel, verifier: Automaton, budget: Any) -> jax.Array:
     r"""Probability that ``budget`` i.i.d. samples hit the accepted set: $1-(1-p(S))^N$
     (``budget`` >= 1, any shape). The set is accessible at confidence ``c`` when this is
-    at least ``c``, i.e. $p(S) \ge 1-(1-c)^{1/N}$ (docs/theory.md §2)."""
+    at least ``c``, i.e. $p(S) \ge 1-(1-c)^{1/N}$ (docs/theory.md §2). ``budget`` may be
+    fractional (a continuous interpolation); the result has its shape.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import count_at_least, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> v = count_at_least(2, 1, 2)  # p(S) = 1/2
+    >>> print(jnp.round(reach_probability(coin, v, jnp.array([1.0, 2.5])), 4))  # 1 - 2^-N
+    [0.5    0.8232]
+    """
     budget = _checks.at_least_one(budget, "budget")
     log_s = accept_logprob(model, verifier)
     return _reach(log_s, budget.astype(log_s.dtype))
@@ -294,6 +386,16 @@ def sample(key: jax.Array, model: SequenceModel, num_samples: int) -> jax.Array:
 
     One ``lax.scan`` over positions, the batch drawn together at each step; deterministic given
     ``key`` (a ``jax.random.key``). Tokens with ``-inf`` log-probability are never drawn.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy.sequences import accepts, count_at_least, iid
+    >>> coin = iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> v = count_at_least(2, 1, 2)
+    >>> y = sample(jax.random.key(0), tilt(coin, v, 1e-3), 100)
+    >>> y.shape, y.dtype
+    ((100, 3), dtype('int32'))
+    >>> bool(accepts(v, y).all())  # beta -> 0: all mass on accepted strings
+    True
     """
     key = _checks.key(key)
     model = _model(model)
@@ -311,7 +413,11 @@ def sample(key: jax.Array, model: SequenceModel, num_samples: int) -> jax.Array:
 def strings(vocab: int, length: int) -> jax.Array:
     """All ``vocab ** length`` strings, ``(vocab ** length, length)`` int32, in lexicographic order
     (the first token most significant): row ``i`` is ``i`` written in base ``vocab``. The order
-    of :func:`enumerate`."""
+    of :func:`enumerate`.
+
+    >>> strings(2, 2).tolist()
+    [[0, 0], [0, 1], [1, 0], [1, 1]]
+    """
     vocab = _vocab(vocab)
     n = _length(length)
     size = _space_size(vocab, n)
@@ -323,7 +429,15 @@ def strings(vocab: int, length: int) -> jax.Array:
 def enumerate(model: SequenceModel) -> jax.Array:  # noqa: A001 - the name of the operation
     """The model as a flat distribution: ``log p`` of every string, shape ``(vocab ** length,)``,
     in the order of :func:`strings`, so every flat-space function (``gibbs``, ``kl``,
-    ``regimes``, ...) applies. Small spaces only (``vocab ** length <= MAX_ENUMERATE``)."""
+    ``regimes``, ...) applies. Small spaces only (``vocab ** length <= MAX_ENUMERATE``).
+    Log-probabilities in nats; they sum (``logsumexp``) to 0.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import iid
+    >>> m = iid(jnp.log(jnp.array([0.25, 0.75])), 2)
+    >>> print(jnp.round(jnp.exp(enumerate(m)), 4))  # 00, 01, 10, 11
+    [0.0625 0.1875 0.1875 0.5625]
+    """
     model = _model(model)
     _space_size(model.vocab, model.length)
     return _enumerate_jit(model)
@@ -339,7 +453,17 @@ def sequence_energy(
 ) -> jax.Array:
     r"""$U(y) = \sum_t E[t, a_t, y_t] + U_\mathrm{final}[a_L]$ for each string in ``tokens``
     (``(..., length)`` int), by running the automaton; the same keywords and defaults as the
-    dynamic programs. ``sequence_energy(v, strings(V, L))`` is the flat energy over the space."""
+    dynamic programs. ``sequence_energy(v, strings(V, L))`` is the flat energy over the space.
+    Returns shape ``tokens.shape[:-1]``.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import count_at_least
+    >>> v = count_at_least(2, 1, 2)
+    >>> sequence_energy(v, jnp.array([[0, 1, 1], [0, 0, 1]])).tolist()  # -1 on accepted
+    [-1.0, 0.0]
+    >>> sequence_energy(None, jnp.array([0, 1, 1]), step_energy=jnp.array([0.0, 0.5])).tolist()
+    1.0
+    """
     if verifier is None:
         if step_energy is None:  # no verifier, no step energy: U = 0
             toks = _tokens(tokens, None, MAX_VOCAB)
