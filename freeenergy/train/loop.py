@@ -264,7 +264,24 @@ def _budget(budget: Any, ks: tuple[int, ...]) -> float:
 
 
 def check_batch(trainer: Trainer, batch: Any) -> Batch:
-    """Validate a ``Batch`` for ``trainer`` (shapes always; values when concrete)."""
+    """Validate a ``Batch`` for ``trainer`` (shapes always; values when concrete).
+
+    ``batch.reward`` must be finite with one entry per behavior, shape ``(..., n)``
+    broadcasting against the policy's ``(..., n)``; the other fields as the objective requires
+    (see ``Batch``). Returns the checked ``Batch``; raises ``TypeError``/``ValueError``
+    otherwise.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, reinforce, tabular
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.3, 0.2]))), reinforce(),
+    ...                        optax.sgd(0.1))
+    >>> type(check_batch(trainer, Batch(jnp.array([1.0, 0.0, 0.0]), 1.0))).__name__
+    'Batch'
+    >>> check_batch(trainer, Batch(jnp.zeros(4), 1.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: `batch.reward` has shape (4,) but the policy has 3 behaviors ...
+    """
     if not isinstance(trainer, Trainer):
         raise TypeError(
             f"`trainer` must be a Trainer from make_trainer/make_mirror_descent, got "
@@ -552,7 +569,17 @@ def make_mirror_descent(
     The log-ratio to the target contracts by $(1 - \eta\beta)$ per step (converges for
     $0 < \eta\beta < 2$; $\eta\beta = 1$ lands on ``gibbs(p0, -r, β)`` in one step). With
     ``beta = 0`` ``T`` steps equal one tilt at temperature $1/(T\eta)$ (docs/theory.md T3). The
-    state's ``params`` are the log-probabilities themselves; the batch is ``Batch(reward, beta)``.
+    state's ``params`` are the log-probabilities themselves (nats, shape of ``logp0``); the batch
+    is ``Batch(reward, beta)``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy.train import Batch, run
+    >>> trainer = make_mirror_descent(jnp.log(jnp.array([0.5, 0.3, 0.2])), step_size=1.0)
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0, 0.0]), 1.0), 1)
+    >>> [round(float(x), 4) for x in jnp.exp(state.params)]  # eta * beta = 1: the Gibbs tilt
+    [0.7311, 0.1614, 0.1076]
+    >>> abs(float(info.kl_target[-1])) < 1e-6
+    True
     """
     logp0 = _checks.logp(logp0, "logp0")
     logp0 = logp0.astype(_checks._float_dtype(logp0))
@@ -638,6 +665,19 @@ def run(trainer: Trainer, key: jax.Array, batch: Batch, num_steps: int):
     result is attached to the error (``err.state``, ``err.infos``). ``+inf`` is not an error: it
     is the reported loss and KL of a target outside the policy's support. Under a caller's
     ``jit``/``vmap`` nothing is concrete and the check is skipped.
+
+    The ``Info`` fields are ``(num_steps,)`` arrays (``pass_at_k``: ``(num_steps, len(ks))``);
+    losses, KLs and entropies are in nats.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, rloo, tabular
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.5]))), rloo(num_samples=4),
+    ...                        optax.sgd(0.5))
+    >>> state, infos = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0]), 0.0), 20)
+    >>> infos.loss.shape, infos.pass_at_k.shape
+    ((20,), (20, 3))
+    >>> bool(infos.expected_reward[-1] > 0.5)  # more mass on the rewarded behavior
+    True
     """
     num_steps, batch = _run_arguments(trainer, num_steps, batch)
     key = _checks.key(key)

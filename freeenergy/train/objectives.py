@@ -218,7 +218,13 @@ def all_equal_probability(logq: Any, reward: Any, group_size: int) -> jax.Array:
     r"""Exact probability that ``group_size`` i.i.d. draws from ``q`` all have the same reward:
     $\sum_v q(r = v)^G = \sum_y q(y)\,q(r = r(y))^{G-1}$ (per prompt) — the probability that a
     GRPO group carries no reward signal (for a binary reward with success mass $p$:
-    $(1-p)^G + p^G$)."""
+    $(1-p)^G + p^G$). ``logq`` and ``reward`` are ``(..., n)``; the result is ``(...)``.
+
+    >>> import jax.numpy as jnp
+    >>> logq = jnp.log(jnp.array([0.5, 0.5]))
+    >>> round(float(all_equal_probability(logq, jnp.array([1.0, 0.0]), 4)), 6)  # 2 * 0.5^4
+    0.125
+    """
     group_size = _checks.integer(
         group_size,
         "group_size",
@@ -461,7 +467,17 @@ def reinforce(
     first step uses the batch mean), independent of the current draws so the gradient is
     unbiased. Exact: $b = \mathbb{E}_q[r]$ and the gradient is exactly $\nabla\mathbb{E}_q[r]$.
     KL options as in the module docstring (default: ``k1`` subtracted from the reward).
-    ``num_samples`` also sets the group size of the exact zero-signal probability.
+    ``num_samples`` also sets the group size of the exact zero-signal probability. The fixed
+    point of the KL-regularized objective is ``target(logp0, batch)`` =
+    ``gibbs(logp0, -reward, beta)``, shape ``(..., n)`` (log-probabilities, nats).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.train import Batch
+    >>> objective = reinforce("exact", kl="exact")
+    >>> logp0 = jnp.log(jnp.array([0.5, 0.3, 0.2]))
+    >>> target = objective.target(logp0, Batch(jnp.array([1.0, 0.0, 0.0]), 1.0))
+    >>> [round(float(x), 4) for x in jnp.exp(target)]  # p0 e^r / Z, Z = 0.5 e + 0.5
+    [0.7311, 0.1614, 0.1076]
     """
     mode = _mode(mode)
     n = _num_samples(num_samples)
@@ -496,7 +512,17 @@ def rloo(
     Sampled: ``num_samples`` $= G \ge 2$ draws per prompt, advantage
     $A_i = r_i - \frac{1}{G-1}\sum_{j\ne i} r_j$ (an unbiased baseline from the other draws).
     Exact: its expectation, $A = r - \mathbb{E}_q[r]$, i.e. the exact policy gradient. Default
-    KL: ``k1`` in the reward (TRL).
+    KL: ``k1`` in the reward (TRL). The target is ``gibbs(logp0, -reward, beta)``.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.train import Batch
+    >>> objective = rloo(num_samples=4)
+    >>> objective.name, objective.mode, objective.epochs
+    ('rloo', 'sampled', 1)
+    >>> logp0 = jnp.log(jnp.array([0.5, 0.5]))
+    >>> target = objective.target(logp0, Batch(jnp.array([1.0, 0.0]), 1.0))
+    >>> round(float(jnp.exp(target[0])), 4)  # e / (e + 1)
+    0.7311
     """
     mode = _mode(mode)
     n = _num_samples(num_samples, minimum=2)
@@ -540,6 +566,20 @@ def grpo(
     ``zero_signal`` is the exact probability $\sum_v q(r=v)^G$ that a group is all-equal. With
     ``scale_rewards=True`` the fixed point is the Gibbs tilt at the *effective* temperature
     $\beta\,\mathrm{std}_{q^*}(r)$, not at $\beta$.
+
+    A short exact run (50 Adam steps) towards ``gibbs(logp0, -reward, beta)``; ``info`` holds one
+    entry per step, ``kl_target`` = $\mathrm{KL}(q^*\|q_t)$ in nats:
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, run, tabular
+    >>> objective = grpo("exact", scale_rewards=False, kl="exact", kl_in="loss")
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.3, 0.2]))), objective,
+    ...                        optax.adam(0.1))
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0, 0.0]), 1.0), 50)
+    >>> info.kl_target.shape
+    (50,)
+    >>> round(float(info.kl_target[0]), 3), bool(info.kl_target[-1] < 1e-3)
+    (0.07, True)
     """
     mode = _mode(mode)
     n = _num_samples(num_samples, minimum=2)
@@ -577,7 +617,16 @@ def ppo(
     value baseline), whitened over the whole batch when ``whiten``; ``epochs`` updates on the
     clipped surrogate $\min(\rho A, \mathrm{clip}(\rho, 1\pm\epsilon)A)$; ``k1`` KL in the reward.
     Exact: $A = r - \mathbb{E}_{q_{old}}[r]$ whitened by the pooled standard deviation and the
-    surrogate averaged under $q_{old}$.
+    surrogate averaged under $q_{old}$. The target is ``gibbs(logp0, -reward, beta)``.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.train import Batch
+    >>> objective = ppo("exact", whiten=False)
+    >>> objective.name, objective.mode, objective.epochs
+    ('ppo', 'exact', 4)
+    >>> target = objective.target(jnp.log(jnp.array([0.5, 0.5])), Batch(jnp.array([1.0, 0.0]), 2.0))
+    >>> round(float(jnp.exp(target[0])), 4)  # e^(1/2) / (e^(1/2) + 1)
+    0.6225
     """
     mode = _mode(mode)
     n = _num_samples(num_samples, minimum=2)
@@ -631,7 +680,19 @@ def sft(
     The reported loss is then ``+inf`` (and the KL to the target too); the surrogate that is
     differentiated keeps only the reachable demonstrations, so training runs on, towards ``d``
     conditioned on the support, and parameters stay finite. ``zero_signal`` is the target mass
-    (exact) or the fraction of demonstrations (sampled) outside the support.
+    (exact) or the fraction of demonstrations (sampled) outside the support. Losses are
+    cross-entropies in nats.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, run, tabular
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.3, 0.2]))), sft("exact"),
+    ...                        optax.adam(0.1))
+    >>> demos = jnp.log(jnp.array([0.1, 0.1, 0.8]))
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.zeros(3), data=demos), 50)
+    >>> round(float(info.kl_target[0]), 4)  # KL(d || q) after the first step, nats
+    0.7216
+    >>> [round(float(x), 2) for x in jnp.exp(trainer.policy.logprobs(state.params))]
+    [0.09, 0.12, 0.79]
     """
     mode = _mode(mode)
     n = _num_samples(num_samples)
@@ -722,7 +783,16 @@ def dpo(
     $\beta(h_y - h_{y'}) = r_y - r_{y'}$, so when $\pi$ covers ``supp(p0)`` the optimum is the
     Gibbs tilt ``gibbs(logp0, -reward, beta)``. Identical pairs carry no signal (``zero_signal``:
     their fraction, exactly $\sum_y \pi(y)^2$ in exact mode). Pairs touching behaviors outside the
-    policy's support make the reported loss ``+inf`` and are left out of the gradient.
+    policy's support make the reported loss ``+inf`` and are left out of the gradient. Losses in
+    nats.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, run, tabular
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.3, 0.2]))), dpo("exact"),
+    ...                        optax.adam(0.1))
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0, 0.0]), 1.0), 50)
+    >>> round(float(info.kl_target[0]), 3), bool(info.kl_target[-1] < 1e-3)  # to the Gibbs tilt
+    (0.07, True)
     """
     mode = _mode(mode)
     n = _num_samples(num_samples)

@@ -204,7 +204,20 @@ def _gather(table: jax.Array, behaviors: jax.Array) -> jax.Array:
 
 def flat_policy(init: Callable[[jax.Array], Any], logprobs: Callable[[Any], jax.Array]) -> Policy:
     """A ``Policy`` on a flat space from ``init`` and ``logprobs``: sampling and per-sample
-    log-probabilities are derived from the full table (inverse-CDF sampling, a gather)."""
+    log-probabilities are derived from the full table (inverse-CDF sampling, a gather).
+
+    ``logprobs(params)`` must return normalized log-probabilities (nats) of shape ``(..., n)``;
+    then ``sample(key, params, num)`` is an int32 array ``(..., num)`` and
+    ``log_prob(params, behaviors)`` gathers ``(..., m)`` log-probabilities.
+
+    >>> import jax, jax.numpy as jnp
+    >>> policy = flat_policy(lambda key: jnp.array([0.0, 1.0, 2.0]), jax.nn.log_softmax)
+    >>> theta = policy.init(jax.random.key(0))
+    >>> policy.sample(jax.random.key(1), theta, 5).shape
+    (5,)
+    >>> [round(float(x), 4) for x in policy.log_prob(theta, jnp.array([2, 0]))]  # 2 - lse, -lse
+    [-0.4076, -2.4076]
+    """
     if not callable(init) or not callable(logprobs):
         raise TypeError(
             "`init` and `logprobs` must be callables: init(key) -> params and "
@@ -295,7 +308,14 @@ def log_linear(logp0: Any, features: Any) -> Policy:
     span of the ``features`` $\Phi$ (shape ``(n, d)``, or ``(..., n, d)`` per prompt).
     ``θ`` (shape ``(d,)``) starts at zero, i.e. at ``p0``. ``-inf`` entries of ``logp0`` stay
     ``-inf``. When the reward lies in the span of the features the Gibbs target is representable
-    (``θ* = Φ⁺ r / β``).
+    (``θ* = Φ⁺ r / β``). ``logprobs(θ)`` has the broadcast shape ``(..., n)`` (nats).
+
+    >>> import jax, jax.numpy as jnp
+    >>> policy = log_linear(jnp.log(jnp.ones(3) / 3), jnp.array([[1.0], [0.0], [0.0]]))
+    >>> policy.init(jax.random.key(0)).tolist()  # theta = 0: the base
+    [0.0]
+    >>> [round(float(x), 4) for x in jnp.exp(policy.logprobs(jnp.array([jnp.log(2.0)])))]
+    [0.5, 0.25, 0.25]
     """
     logp0 = _base(logp0)
     feats = _features(features, logp0)
@@ -320,7 +340,17 @@ def shared(logp0: Any, features: Any, *, offsets: bool = True) -> Policy:
     ``logp0`` is ``(P, n)`` (one reference per prompt), ``features`` ``(n, d)`` or ``(P, n, d)``.
     ``θ`` (``(d,)``) is shared by every prompt, so a gradient step on one prompt moves the others;
     the per-prompt offsets ``b`` (``(P, n)``, when ``offsets=True``) make each prompt fully
-    expressive. Both start at zero (the reference). Parameters are a ``SharedParams``.
+    expressive. Both start at zero (the reference). Parameters are a ``SharedParams``;
+    ``logprobs(params)`` is ``(P, n)`` (nats).
+
+    >>> import jax, jax.numpy as jnp
+    >>> policy = shared(jnp.log(jnp.full((2, 3), 1 / 3)), jnp.array([[1.0], [0.0], [0.0]]))
+    >>> params = policy.init(jax.random.key(0))
+    >>> params.theta.shape, params.offsets.shape
+    ((1,), (2, 3))
+    >>> q = jnp.exp(policy.logprobs(params._replace(theta=jnp.array([jnp.log(2.0)]))))
+    >>> [[round(float(x), 4) for x in row] for row in q]  # theta moves both prompts
+    [[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]]
     """
     logp0 = _base(logp0)
     if logp0.ndim < 2:
