@@ -381,7 +381,15 @@ def win_rate(logq: Any, logp: Any, reward: Any) -> jax.Array:
     $\Pr_{y\sim q,\,y'\sim p}[r(y) > r(y')] + \tfrac12\Pr[r(y) = r(y')]$, exact, by one sort of
     the reward levels. ``win_rate(p, p, r) = 1/2``. For best-of-``n`` against its own base with
     all rewards distinct and every behavior rare it tends to $n/(n+1)$; ties pull it towards 1/2.
-    ``-inf`` rewards are the lowest level (two of them tie).
+    ``-inf`` rewards are the lowest level (two of them tie). ``logq``, ``logp`` and ``reward``
+    are ``(..., n)`` and broadcast; the result is a probability of shape ``(...)``.
+
+    >>> import jax.numpy as jnp
+    >>> logp, reward = jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0])
+    >>> round(float(win_rate(logp, logp, reward)), 6)
+    0.5
+    >>> round(float(win_rate(best_of_n(logp, reward, 2), logp, reward)), 6)  # 3/8 + 1/2 * 1/2
+    0.625
     """
     logq = _checks.logp(logq, "logq")
     logp = _checks.logp(logp, "logp")
@@ -413,7 +421,16 @@ def sample_best_of_n(
     Each output draws ``n`` behaviors i.i.d. from ``p0`` and keeps the **first** one attaining the
     highest reward (ties therefore split in proportion to ``p0``; its exact distribution is
     ``best_of_n``). ``behaviors`` has shape ``(*batch, num_samples)``; ``cost`` is the total
-    ``SearchCost`` (``n * num_samples`` samples and verifier calls per row).
+    ``SearchCost`` (``n * num_samples`` samples and verifier calls per row). ``logp0`` and
+    ``reward`` are ``(..., n_behaviors)``; ``key`` is a ``jax.random.key``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> logp0, reward = jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0])
+    >>> y, cost = sample_best_of_n(jax.random.key(0), logp0, reward, 4, 1000)
+    >>> y.shape, int(cost.samples), int(cost.verifier_calls)
+    ((1000,), 4000, 4000)
+    >>> bool(abs(float(y.mean()) - 15 / 16) < 0.03)  # best-of-4 misses with prob 1/16
+    True
     """
     key = _checks.key(key)
     n = _checks.integer(n, "n", minimum=1, maximum=_MAX_DRAWS, why=_WHY_DRAWS)

@@ -341,6 +341,15 @@ def sample_tree_search(
     viable tokens carry mass ``m`` the draws until the first viable token are geometric with
     mean ``1/m`` and independent of the token accepted, so they are drawn as such (one uniform
     per position) rather than by looping.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> coin, v = sq.iid(jnp.log(jnp.array([0.5, 0.5])), 3), sq.count_at_least(2, 1, 2)
+    >>> tokens, cost = sample_tree_search(jax.random.key(0), coin, v, 5)
+    >>> tokens.shape, bool(sq.accepts(v, tokens).all()), int(cost.samples)
+    ((5, 3), True, 5)
+    >>> bool(cost.tokens >= 15) and bool(cost.verifier_calls == cost.tokens)
+    True
     """
     key = _checks.key(key)
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
@@ -389,7 +398,18 @@ def beam_search(model: Any, verifier: Any, width: int, *, prune: bool = True) ->
     verifier only checks the final beams. Deterministic (ties go to the lower beam, then the
     lower token): the output — ``tokens[0]`` — has a point-mass distribution inside
     ``supp(p)``. With ``width`` at least ``vocab ** (length - 1)`` nothing is cut and the beams are
-    the ``width`` most probable accepted strings.
+    the ``width`` most probable accepted strings. ``Beams.logp`` is in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> base = sq.iid(jnp.log(jnp.array([0.6, 0.4])), 3)
+    >>> beams = beam_search(base, sq.count_at_least(2, 1, 2), 2)
+    >>> beams.tokens.tolist(), beams.accepted.tolist()
+    ([[0, 1, 1], [1, 0, 1]], [True, True])
+    >>> [round(float(x), 4) for x in beams.logp]  # log(0.6 * 0.4 * 0.4), a three-way tie
+    [-2.3434, -2.3434]
+    >>> int(beams.cost.tokens), int(beams.cost.verifier_calls)  # 2 + 4 + 4 extensions scored
+    (10, 10)
     """
     if not isinstance(prune, bool):
         raise TypeError(f"`prune` must be a bool, got {prune!r}.")
@@ -420,6 +440,15 @@ def best_of_n_sequence(model: Any, verifier: Any, n: Any) -> tuple[sq.SequenceMo
     {accepted, rejected}; docs/theory.md T12), computed by ``sequences.tilt`` — exact on any length.
     Returns the model itself when nothing changes (``n = 1``, or $p(S) \in \{0, 1\}$).
     ``cost``: ``n`` samples, ``n * length`` tokens, ``n`` verifier calls.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> coin, v = sq.iid(jnp.log(jnp.array([0.5, 0.5])), 3), sq.count_at_least(2, 1, 2)
+    >>> searched, cost = best_of_n_sequence(coin, v, 2)
+    >>> round(float(jnp.exp(sq.accept_logprob(searched, v))), 6)  # 1 - (1 - 1/2)^2
+    0.75
+    >>> int(cost.samples), int(cost.tokens), int(cost.verifier_calls)
+    (2, 6, 2)
     """
     n = _checks.integer(
         n, "n", minimum=1, maximum=2**62 // (1 + 2**20), why="the token count n * length is int64"
