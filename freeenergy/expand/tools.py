@@ -139,7 +139,16 @@ def tool(
     transition: Any, outputs: Any, call_prob: Any, *, available: Any = None, initial: int = 0
 ) -> Tool:
     """A validated :class:`Tool` from its automaton, its outputs per state and its calling
-    probability (``available`` defaults to every state)."""
+    probability (``available`` defaults to every state).
+
+    ``transition`` is ``(num_states, vocab)`` int (the tool's automaton reading the prefix),
+    ``outputs`` ``(num_states, width)`` int (what a call writes in each state), ``available`` a
+    bool mask ``(num_states,)``, ``call_prob`` in ``[0, 1]`` (scalar or one per position).
+
+    >>> t = tool([[0, 0]], [[1]], 0.5)  # one state: every call writes token 1
+    >>> t.width, t.num_states
+    (1, 1)
+    """
     try:
         shape = np.shape(transition)
     except ValueError:  # a ragged list
@@ -197,6 +206,16 @@ def prefix_solver(vocab: int, answer: Any, width: int, call_prob: Any) -> Tool:
     ``0..m``; ``m + 1`` = the prefix went wrong). In state ``j`` it writes
     ``answer[j : j + width]`` and is available when that piece exists (``j + width <= m``); after
     a wrong prefix it is unavailable (it cannot continue a wrong derivation).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> solver = prefix_solver(2, [1, 1], 1, 0.5)
+    >>> solver.width, solver.num_states  # matched 0, 1, 2 tokens; wrong prefix
+    (1, 4)
+    >>> zeros = sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2)  # the model only writes 0
+    >>> q = jnp.exp(tool_distribution(augment(zeros, solver)))
+    >>> [round(float(x), 4) for x in q]  # 00, 01, 10, 11
+    [0.5, 0.0, 0.25, 0.25]
     """
     vocab = _vocab(vocab)
     arr = np.asarray(sq.check_tokens(answer, vocab, name="answer"))
@@ -288,6 +307,13 @@ def augment(model: Any, tool_: Tool) -> ToolModel:
     ``tool_`` a :class:`Tool` over the same vocabulary; its ``call_prob`` is a scalar or has one
     entry per position. The result has ``num_states * tool_states * width`` states and ``2 *
     vocab`` marked tokens. Concrete (non-traced) inputs only.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> zeros = sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2)  # the model only writes 0
+    >>> tm = augment(zeros, macro(2, [1], 0.5))
+    >>> tm.model.vocab, tm.vocab, tm.length  # marked tokens 2, 3 stand for 0, 1
+    (4, 2, 2)
     """
     model = sq.check_model(model)
     if not isinstance(tool_, Tool):
@@ -339,7 +365,15 @@ def _tool_model(x: Any) -> ToolModel:
 def lift(verifier: Any, tool_model: ToolModel) -> sq.Automaton:
     """The verifier reading marked tokens as the tokens they stand for (``y`` and ``vocab + y``
     alike): ``accept_logprob(tool_model.model, lift(verifier, tool_model))`` is the exact
-    probability that the tool-augmented generator's output is accepted."""
+    probability that the tool-augmented generator's output is accepted.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> tm = augment(sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2), macro(2, [1], 0.5))
+    >>> v = lift(sq.exact_match(2, [1, 1]), tm)
+    >>> round(float(sq.accept_logprob(tm.model, v)), 4)  # log(0.5 * 0.5): two tool calls
+    -1.3863
+    """
     tm = _tool_model(tool_model)
     verifier = sq.check_verifier(verifier, tm.vocab)
     trans = jnp.concatenate([verifier.transition, verifier.transition], axis=1)
@@ -347,7 +381,12 @@ def lift(verifier: Any, tool_model: ToolModel) -> sq.Automaton:
 
 
 def unmark(tokens: Any, vocab: int) -> jax.Array:
-    """Marked tokens back to the original ones: ``tokens % vocab``."""
+    """Marked tokens back to the original ones: ``tokens % vocab`` (same shape, int32).
+
+    >>> import jax.numpy as jnp
+    >>> unmark(jnp.array([0, 3, 1, 2]), 2).tolist()
+    [0, 1, 1, 0]
+    """
     vocab = _vocab(vocab)
     return sq.check_tokens(tokens, 2 * vocab) % vocab
 
@@ -389,7 +428,15 @@ def tool_logprob(tool_model: ToolModel, tokens: Any) -> jax.Array:
     r"""$\log q(y)$ of original strings under the tool-augmented generator, summed over every
     way of writing them (each token by the model or by a tool call):
     $q(y) = \sum_{c\in\{0,1\}^L} p_{\rm aug}(c\cdot V + y)$, by a forward recursion over the
-    augmented states. ``tokens`` is ``(..., length)`` over the original vocabulary."""
+    augmented states. ``tokens`` is ``(..., length)`` over the original vocabulary; returns
+    shape ``(...)``, in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> tm = augment(sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2), macro(2, [1], 0.5))
+    >>> [round(float(x), 4) for x in tool_logprob(tm, jnp.array([[1, 1], [0, 1]]))]  # log 1/4
+    [-1.3863, -1.3863]
+    """
     tm = _tool_model(tool_model)
     toks = sq.check_tokens(tokens, tm.vocab, tm.length)
     return _tool_logprob_jit(tm.model, tm.vocab, toks)
@@ -398,7 +445,16 @@ def tool_logprob(tool_model: ToolModel, tokens: Any) -> jax.Array:
 def tool_distribution(tool_model: ToolModel) -> jax.Array:
     """The tool-augmented generator as a flat distribution over the ``vocab ** length`` original
     strings, in the order of ``sequences.strings`` (small spaces only): ``tool_logprob`` of
-    every string. It sums to one (every augmented string maps to exactly one original string)."""
+    every string. It sums to one (every augmented string maps to exactly one original string).
+    Shape ``(vocab ** length,)``, log-probabilities in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> zeros = sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2)  # supp(p0) = {00}
+    >>> q = jnp.exp(tool_distribution(augment(zeros, macro(2, [1], 0.5))))
+    >>> [round(float(x), 4) for x in q]  # the tool creates support: each token 1 w.p. 1/2
+    [0.25, 0.25, 0.25, 0.25]
+    """
     tm = _tool_model(tool_model)
     return _tool_logprob_jit(tm.model, tm.vocab, sq.strings(tm.vocab, tm.length))
 
@@ -406,7 +462,14 @@ def tool_distribution(tool_model: ToolModel) -> jax.Array:
 def expected_calls(tool_model: ToolModel) -> jax.Array:
     r"""Expected number of tool calls per output: $\mathbb{E}[\#\text{tool-written tokens}] /
     \text{width}$ (every call writes its whole output), by the sequence expected-energy recursion
-    with energy $-1$ on marked tokens."""
+    with energy $-1$ on marked tokens. Returns a scalar (calls per output string).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> tm = augment(sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2), macro(2, [1], 0.5))
+    >>> round(float(expected_calls(tm)), 4)  # 2 positions * 0.5
+    1.0
+    """
     tm = _tool_model(tool_model)
     vocab = tm.vocab
     step = jnp.concatenate(
