@@ -292,6 +292,13 @@ def sample_retry(
     ``final_tokens`` is ``(num_samples, length)``, i.i.d. from ``retry(...).logp_final`` (any
     length: nothing is enumerated). ``cost`` holds totals: attempts, generated tokens, verifier
     calls (= attempts).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> base = sq.iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> final, cost = sample_retry(jax.random.key(0), base, sq.exact_match(2, [1, 1, 1]), 4, 6)
+    >>> final.shape, bool(cost.samples >= 6), bool(cost.verifier_calls == cost.samples)
+    ((6, 3), True, True)
     """
     key = _checks.key(key)
     turns = _checks.integer(

@@ -46,6 +46,15 @@ def sequence_policy(model: Any) -> tuple[Any, Callable[[Any], sq.SequenceModel]]
     the model never emits stay at zero probability for every ``θ`` (their logits are masked).
     The parameters are shared across strings: an SFT step on one string moves every string that
     uses the same table entries.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> policy, to_model = sequence_policy(sq.iid(jnp.log(jnp.array([0.5, 0.5])), 2))
+    >>> theta = policy.init(jax.random.key(0))
+    >>> theta.shape  # (length, states, vocab)
+    (2, 1, 2)
+    >>> [round(float(x), 4) for x in jnp.exp(policy.logprobs(theta))]  # 00, 01, 10, 11
+    [0.25, 0.25, 0.25, 0.25]
     """
     from ..train import flat_policy  # imported on use: optax loads only when training
 
@@ -108,7 +117,28 @@ def expert_iteration(
       pass@k at).
 
     Returns the final ``TrainState`` and an ``ExpertIteration`` record. Rounds in which the search
-    finds nothing skip the SFT (there is nothing to distill).
+    finds nothing skip the SFT (there is nothing to distill). Record shapes: ``successes``
+    ``(rounds,)``, ``cost`` fields ``(rounds,)``, ``logq`` ``(rounds, vocab ** length)`` (nats).
+
+    The call (one round compiles a search and a training run, a few seconds), and the check
+    that the trainer distils stored samples:
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy import sequences as sq
+    >>> from freeenergy.train import make_trainer, sft
+    >>> policy, to_model = sequence_policy(sq.iid(jnp.log(jnp.array([0.5, 0.5])), 2))
+    >>> trainer = make_trainer(policy, sft(num_samples=4), optax.adam(0.3))
+    >>> state, record = expert_iteration(  # doctest: +SKIP
+    ...     jax.random.key(0), trainer, to_model, sq.exact_match(2, [1, 1]),
+    ...     rounds=1, searches=4, sft_steps=5, budget=8)
+    >>> record.logq.shape  # doctest: +SKIP
+    (1, 4)
+    >>> expert_iteration(jax.random.key(0), make_trainer(policy, sft("exact"), optax.adam(0.3)),
+    ...                  to_model, sq.exact_match(2, [1, 1]), rounds=1, searches=4, sft_steps=5,
+    ...                  budget=8)
+    Traceback (most recent call last):
+    ...
+    ValueError: `trainer` must train a sampled-mode SFT objective ...
     """
     from ..train import Batch, Trainer, check_batch
 
