@@ -1,7 +1,7 @@
 r"""Free energy, Gibbs tilts and KL-constrained reweighting on a flat behavior space.
 
-Conventions (THEORY.md §1): energy $U$ (low is good; RL uses $U = -r$), temperature $\beta > 0$,
-natural logarithms.
+Conventions (docs/theory.md §1): energy $U$ (low is good; RL uses $U = -r$), temperature
+$\beta > 0$, natural logarithms: log-probabilities, KL, entropy and $\log Z$ are in nats.
 
 * free energy $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$;
 * Gibbs tilt $q^*_\beta(y) = p_0(y)\,e^{-U(y)/\beta} / Z_\beta$,
@@ -264,7 +264,7 @@ def _check_some_mass(logp0: jax.Array, energy: jax.Array, name: str = "energy") 
 
 # ----------------------------------------------------------------------------- public API
 def log_partition(logp0: Any, energy: Any, beta: Any) -> jax.Array:
-    r"""Log partition function $\log Z_\beta = \log\sum_y p_0(y)\,e^{-U(y)/\beta}$.
+    r"""Log partition function $\log Z_\beta = \log\sum_y p_0(y)\,e^{-U(y)/\beta}$ (nats).
 
     ``-inf`` in ``logp0`` and ``+inf`` in ``energy`` both contribute zero; ``-inf`` is returned
     when every behavior is excluded. ``-beta * log_partition(...)`` is the minimal free energy.
@@ -285,7 +285,7 @@ def log_partition(logp0: Any, energy: Any, beta: Any) -> jax.Array:
 
 
 def gibbs(logp0: Any, energy: Any, beta: Any) -> jax.Array:
-    r"""Gibbs tilt $\log q^*_\beta = \log p_0 - U/\beta - \log Z_\beta$ (normalized log-probs).
+    r"""Gibbs tilt $\log q^*_\beta = \log p_0 - U/\beta - \log Z_\beta$ (log-probs, nats).
 
     The minimizer of $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$. ``energy = +inf``
     excludes a behavior; behaviors outside ``supp(p0)`` stay at ``-inf`` for every finite energy
@@ -354,12 +354,16 @@ def implied_energy(logq: Any, logp0: Any, beta: Any, *, return_singular: bool = 
 
     Defined up to an additive constant; the constant chosen here is zero, so that
     ``gibbs(logp0, implied_energy(logq, logp0, beta), beta) == logq`` whenever
-    ``supp(q) ⊆ supp(p0)`` (THEORY.md T7). The cases at the edge of the supports:
+    ``supp(q) ⊆ supp(p0)`` (docs/theory.md T7). The cases at the edge of the supports:
 
     * ``q(y) = 0``: ``+inf`` (the behavior is excluded), whatever ``p0(y)`` is;
     * ``q(y) > 0 = p0(y)``: the **singular** case. The energy diverges to ``-inf`` — no finite
       energy, so no reweighting of ``p0``, puts mass there. It is reported as ``-inf``, never NaN;
       with ``return_singular=True`` the call returns ``(energy, singular_mask)``.
+
+    ``logq`` and ``logp0`` are ``(..., n)`` log-probabilities (nats), ``beta`` a scalar or
+    broadcasting against the batch shape; the energy has the broadcast shape ``(..., n)`` and the
+    units of ``beta`` times nats (nats at ``beta = 1``).
 
     The implicit reward of DPO is ``-implied_energy(logq, logp0, beta)``.
 
@@ -387,8 +391,9 @@ def frontier(logp0: Any, reward: Any, betas: Any) -> tuple[jax.Array, jax.Array]
 
     Returns ``(expected_reward, kl)`` with $\mathbb{E}_{q_\beta}[r]$ and
     $\mathrm{KL}(q_\beta\|p_0)$ for every ``beta`` in ``betas`` (shape: ``betas`` broadcast
-    against the batch shape). Both increase as ``beta`` decreases (THEORY.md T4); each point is
-    the best expected reward reachable at its KL.
+    against the batch shape). Both increase as ``beta`` decreases (docs/theory.md T4); each point
+    is the best expected reward reachable at its KL. ``logp0`` is ``(..., n)`` and ``reward``
+    broadcasts against it; ``kl`` is in nats, ``expected_reward`` in the reward's units.
 
     >>> import jax.numpy as jnp
     >>> expected, divergence = frontier(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0]),
@@ -559,7 +564,7 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     r"""The KL-constrained optimum: $\max_q \mathbb{E}_q[r]$, $\mathrm{KL}(q\|p_0)\le\varepsilon$.
 
     By Lagrangian duality the answer is a Gibbs tilt $q_\beta \propto p_0\,e^{r/\beta}$ whose KL
-    equals the budget (THEORY.md T4). This solves the one-dimensional dual exactly: it brackets
+    equals the budget (docs/theory.md T4). This solves the one-dimensional dual exactly: it brackets
     $\lambda = 1/\beta$ and refines it by safeguarded Newton steps in $\log\lambda$
     ($d\mathrm{KL}/d\log\lambda = \lambda^2\,\mathrm{Var}_{q_\lambda}(r)$), to a relative KL error
     below 1e-6 in float64 (in float32 to float32 rounding of the KL itself).
@@ -579,8 +584,9 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     * rewards spread across nearly the whole float range (e.g. ``±1e308``): ``logq`` is exact,
       and ``beta`` overflows to ``inf`` only when the temperature itself exceeds the float range.
 
-    ``logp0`` is ``(..., n)``; ``reward`` broadcasts against it; ``kl_budget`` is a scalar or
-    broadcasts against the batch shape.
+    ``logp0`` is ``(..., n)``; ``reward`` broadcasts against it; ``kl_budget`` (nats) is a scalar
+    or broadcasts against the batch shape. ``logq`` is ``(..., n)`` normalized log-probabilities
+    (nats) and ``beta`` has the batch shape (in the reward's units).
 
     >>> import jax.numpy as jnp
     >>> from freeenergy import kl

@@ -1,6 +1,6 @@
 r"""Accessible support, pass@k, regimes, and the elicitation-vs-creation diagnosis.
 
-Operational definitions (ours; THEORY.md §2):
+Operational definitions (ours; docs/theory.md §2):
 
 * reach probability of a behavior (or set) with probability $p$ under a budget of $N$ samples:
   $\rho_N = 1 - (1-p)^N$, computed as ``-expm1(N * log1p(-p))`` (with ``log(-expm1(log p))``
@@ -275,7 +275,13 @@ def pass_at_k_estimate(n: Any, c: Any, k: Any) -> jax.Array:
 
 
 class Regime(enum.IntEnum):
-    """Regime of a behavior relative to a reference ``p0`` and a budget (THEORY.md §2)."""
+    """Regime of a behavior relative to a reference ``p0`` and a budget (docs/theory.md §2).
+
+    The integer codes returned by ``regimes`` and the indices of ``regime_profile``.
+
+    >>> [r.name for r in Regime], int(Regime.BARRIER)
+    (['BASIN', 'TAIL', 'BARRIER', 'SINGULAR'], 2)
+    """
 
     BASIN = 0
     TAIL = 1
@@ -383,11 +389,16 @@ class Diagnosis:
     * ``gained`` / ``lost`` — numbers of behaviors entering / leaving the accessible support
       ($|A_N(q)\\setminus A_N(p_0)|$, $|A_N(p_0)\\setminus A_N(q)|$);
     * ``accessible_before`` / ``accessible_after`` — $|A_N(p_0)|$, $|A_N(q)|$;
-    * ``kl`` — $\\mathrm{KL}(q\\|p_0)$, ``+inf`` when singular.
+    * ``kl`` — $\\mathrm{KL}(q\\|p_0)$ in nats, ``+inf`` when singular.
 
     ``verdict``: ``"new-support"`` if ``q`` has mass outside ``supp(p0)`` (``singular_mass > 0``,
     or ``kl = +inf``, which also catches mass too small to show in float), else ``"creation"`` if
     ``gained > 0``, else ``"elicitation"`` (a string, or a NumPy array of strings when batched).
+
+    >>> import jax.numpy as jnp
+    >>> d = diagnose(jnp.log(jnp.array([0.5, 0.5, 0.0])), jnp.log(jnp.array([0.25, 0.25, 0.5])), 4)
+    >>> d.verdict, float(d.singular_mass), float(d.kl)
+    ('new-support', 0.5, inf)
     """
 
     elicited_mass: jax.Array
@@ -434,7 +445,7 @@ def diagnose(logp0: Any, logq: Any, budget: Any, confidence: float = 0.5) -> Dia
 
     See ``Diagnosis`` for the fields. Choose ``budget`` as the largest budget you evaluate at
     (e.g. the largest ``k`` of your pass@k): at too small a budget, ordinary RL on rare but
-    sampled behaviors looks like creation (THEORY.md §2).
+    sampled behaviors looks like creation (docs/theory.md §2).
 
     >>> import jax.numpy as jnp
     >>> logp0 = jnp.log(jnp.array([0.6, 0.3, 0.09, 0.01]))
