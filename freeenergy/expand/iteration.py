@@ -133,9 +133,9 @@ def expert_iteration(
     ...     rounds=1, searches=4, sft_steps=5, budget=8)
     >>> record.logq.shape  # doctest: +SKIP
     (1, 4)
-    >>> expert_iteration(jax.random.key(0), make_trainer(policy, sft("exact"), optax.adam(0.3)),
-    ...                  to_model, sq.exact_match(2, [1, 1]), rounds=1, searches=4, sft_steps=5,
-    ...                  budget=8)
+    >>> expert_iteration(  # doctest: +ELLIPSIS
+    ...     jax.random.key(0), make_trainer(policy, sft("exact"), optax.adam(0.3)),
+    ...     to_model, sq.exact_match(2, [1, 1]), rounds=1, searches=4, sft_steps=5, budget=8)
     Traceback (most recent call last):
     ...
     ValueError: `trainer` must train a sampled-mode SFT objective ...

@@ -277,7 +277,7 @@ def check_batch(trainer: Trainer, batch: Any) -> Batch:
     ...                        optax.sgd(0.1))
     >>> type(check_batch(trainer, Batch(jnp.array([1.0, 0.0, 0.0]), 1.0))).__name__
     'Batch'
-    >>> check_batch(trainer, Batch(jnp.zeros(4), 1.0))
+    >>> check_batch(trainer, Batch(jnp.zeros(4), 1.0))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: `batch.reward` has shape (4,) but the policy has 3 behaviors ...
