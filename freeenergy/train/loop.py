@@ -17,11 +17,11 @@ prompts):
 * ``loss`` — the objective's reported value at the first update (``+inf`` for an SFT or DPO
   target outside the policy's support);
 * ``expected_reward`` — $\mathbb{E}_q[r]$;
-* ``kl_reference`` — $\mathrm{KL}(q\|p_0)$;
+* ``kl_reference`` — $\mathrm{KL}(q\|p_0)$ (nats);
 * ``kl_target`` — $\mathrm{KL}(q^*\|q)$ to the objective's exact answer $q^*$ (``target``): the
   Gibbs tilt ``gibbs(p0, -r, beta)`` for RL and DPO, $d\,w/Z$ for SFT. ``+inf`` exactly when
-  $q^*$ has mass the policy cannot reach (a singular target);
-* ``entropy`` — $H(q)$;
+  $q^*$ has mass the policy cannot reach (a singular target); nats;
+* ``entropy`` — $H(q)$ (nats);
 * ``pass_at_k`` — ``(len(ks),)`` exact pass@k, $1-(1-q(C))^k$, of the ``correct`` set (default:
   the behaviors of maximal reward on ``supp(p0)``);
 * ``accessible`` — $|A_{N,1/2}(q)|$ at budget ``N`` (default ``max(ks)``);
@@ -74,7 +74,11 @@ class TrainState(NamedTuple):
 
 
 class Info(NamedTuple):
-    """Diagnostics of one step (see the module docstring); never fed back into training."""
+    """Diagnostics of one step (see the module docstring); never fed back into training.
+
+    Scalars per step (``pass_at_k``: ``(len(ks),)``); ``run`` stacks them along a leading steps
+    axis. ``loss``, ``kl_reference``, ``kl_target`` and ``entropy`` are in nats.
+    """
 
     loss: jax.Array
     expected_reward: jax.Array
