@@ -31,7 +31,14 @@ class SequenceModel:
     three arrays are leaves (a policy parametrizes ``logp``; a batch of prompts is a ``vmap``
     over ``initial``); the sizes are static, read from the shapes. Build one with
     :func:`finite_state`, :func:`from_logits`, :func:`iid`, :func:`markov` or
-    :func:`autoregressive`; those validate, the bare constructor does not.
+    :func:`autoregressive`; those validate, the bare constructor does not. Log-probabilities
+    are in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.sequences import iid
+    >>> m = iid(jnp.log(jnp.array([0.25, 0.75])), 4)
+    >>> m.length, m.num_states, m.vocab, m.logp.shape
+    (4, 1, 2, (4, 1, 2))
     """
 
     logp: jax.Array
@@ -68,6 +75,11 @@ class Automaton:
     ``energy=``, ``step_energy=`` of the dynamic programs), indexed by these states. Build one
     with :func:`automaton`, :func:`exact_match`, :func:`starts_with`, :func:`contains`,
     :func:`count_at_least`, :func:`digit_sum_mod`, :func:`intersect`, :func:`complement`.
+
+    >>> from freeenergy.sequences import contains
+    >>> v = contains(3, [1, 2])  # states: nothing matched, "1" matched, "12" seen
+    >>> v.num_states, v.vocab, v.accepting.tolist()
+    (3, 3, [False, False, True])
     """
 
     transition: jax.Array
