@@ -120,7 +120,8 @@ _entropy_jit = jax.jit(_entropy)
 def normalize(logits: Any) -> jax.Array:
     r"""Log-softmax over the last axis: $\log p_y = \ell_y - \log\sum_{y'} e^{\ell_{y'}}$.
 
-    ``-inf`` logits stay ``-inf`` (zero mass). Every row needs at least one finite logit.
+    ``-inf`` logits stay ``-inf`` (zero mass). Every row needs at least one finite logit. The
+    result has the shape ``(..., n)`` of the logits, log-probabilities in nats.
 
     >>> import jax.numpy as jnp
     >>> normalize(jnp.log(jnp.array([1.0, 3.0]))).tolist()  # doctest: +ELLIPSIS
@@ -263,7 +264,8 @@ def decode(
     * ``top_p`` in (0, 1]: keep the smallest set of most-probable behaviors whose mass reaches
       ``top_p`` (ties ranked by index).
 
-    Decoding never leaves the support of ``p``. ``logp`` may be unnormalized logits.
+    Decoding never leaves the support of ``p``. ``logp`` may be unnormalized logits; the result
+    has its shape ``(..., n)``, log-probabilities in nats.
 
     >>> import jax.numpy as jnp
     >>> decode(jnp.log(jnp.array([0.5, 0.3, 0.2])), top_k=1).tolist()
