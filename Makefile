@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test reproduce bench lint clean venv lessons docs
+.PHONY: test test-thorough reproduce bench lint clean venv lessons docs
 
 venv: $(STAMP)
 
@@ -15,8 +15,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# --dist loadgroup: tests marked with one xdist_group (the fuzz suite's batch of calls run in a
+# child process) go to one worker, the rest are spread as usual.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+# The property tests under the thorough hypothesis profile (1000 examples per property). They
+# take too long to run all at once on every CI run, so .ci/thorough.py splits them into groups of
+# about equal time and each day runs one in turn: SHARE=today (default), SHARE=N or SHARE=all.
+SHARE ?= today
+THOROUGH_ARGS := $(if $(filter today,$(SHARE)),,$(if $(filter all,$(SHARE)),--all,--share $(SHARE)))
+
+test-thorough: $(STAMP)
+	@modules="$$($(PY) .ci/thorough.py $(THOROUGH_ARGS))" && test -n "$$modules" && \
+	echo "thorough hypothesis profile on:" $$modules && \
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -n 2 --dist loadgroup -q $$modules
 
 reproduce: $(STAMP)
 	$(PY) -m experiments

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +14,15 @@ jax.config.update("jax_enable_x64", True)
 
 from . import NAMES, _io, load  # noqa: E402
 from . import run as run_experiment  # noqa: E402
+
+#: Where figures go by default: the committed ones.
+FIGURES = Path("figures")
+
+
+def tiny_out() -> Path:
+    """Default folder of a ``--tiny`` run: a scratch folder outside the repository, so that a
+    smoke test never overwrites the committed figures."""
+    return Path(tempfile.gettempdir()) / "freeenergy-tiny"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,11 +36,22 @@ def main(argv: list[str] | None = None) -> int:
         "names", nargs="*", metavar="NAME", help="experiments to run (default: all)"
     )
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
-    parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
     parser.add_argument(
-        "--tiny", action="store_true", help="run the tiny smoke-test configuration of each"
+        "--out",
+        type=Path,
+        default=None,
+        help=f"output folder (default: {FIGURES}/, or with --tiny the scratch folder "
+        f"{tiny_out()}/, so that a smoke test never overwrites the committed figures)",
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="run the tiny smoke-test configuration of each; without --out its outputs go to "
+        "the scratch folder, not figures/",
     )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = tiny_out() if args.tiny else FIGURES
 
     if args.list:
         for name in NAMES:

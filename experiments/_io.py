@@ -1,7 +1,9 @@
 """Atomic output: write to a temporary file in the target folder, then rename over the target.
 
 An interrupted run therefore never leaves a half-written figure or JSON, and a file that existed
-before the run is either fully replaced or left as it was.
+before the run is either fully replaced or left as it was. The temporary file is created private
+(mode 0600); before the rename it gets the mode an ordinary ``open()`` would give a new file
+(0666 minus the process umask, so 0644 under the usual umask 022).
 """
 
 from __future__ import annotations
@@ -40,10 +42,18 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

@@ -3,7 +3,7 @@
 A model is an explicit distribution over a finite behavior space, stored as log-probabilities
 (``-inf`` = zero mass). SFT and RL are Gibbs tilts ``q ∝ p0·exp(−U/β)`` of the reference ``p0``;
 whether post-training *elicits* (moves mass within the accessible support) or *creates* (changes
-it) is read off exactly. See README.md and THEORY.md for the conventions.
+it) is read off exactly. See README.md and docs/theory.md for the conventions.
 """
 
 from . import expand, sequences, train

@@ -9,6 +9,11 @@ Two tiers (STYLE.md):
   is called on traced values (inside a user's ``jit``/``grad``/``vmap``) the value checks are
   skipped, because there is nothing concrete to look at; the static checks still run.
 
+Where checking the values would cost as much as the computation (one more pass over a large
+array), a public function checks them inside its own compiled kernel instead (``mass_ok``; the
+``values=False`` mode of ``logp`` and ``energy`` does the static part), and calls the host checks
+below only when that fused check fails, so that the error still names the problem.
+
 Every message names the argument, what it got and what it needs.
 
 Conventions checked here:
@@ -153,6 +158,22 @@ def _log_mass(x: Any) -> np.ndarray:
     return m[..., 0] + np.log(np.sum(np.exp(v - m), axis=-1))
 
 
+def mass_ok(x: jax.Array) -> jax.Array:
+    """Traceable: True when every row of ``x`` is a valid normalized log-distribution.
+
+    One fused reduction ``sum(exp(x))`` per row, for use inside a caller's compiled kernel: NaN
+    makes the sum NaN, ``+inf`` makes it infinite, an all ``-inf`` row makes it 0, so each fails
+    ``|log(sum)| <= NORMALIZATION_ATOL`` just as an unnormalized row does. The sum needs no max
+    shift: it is near one exactly when the check passes. When this is False the caller runs
+    ``logp`` on the host, which names the problem (and is the authority at the boundary).
+    """
+    # The barrier keeps XLA from sharing exp(x) with the caller's own use of it: a shared exp
+    # would be written out to memory in full, which costs more than computing it twice.
+    x = jax.lax.optimization_barrier(x)
+    mass = jnp.sum(jnp.exp(x), axis=-1)
+    return jnp.all(jnp.abs(jnp.log(mass)) <= NORMALIZATION_ATOL)
+
+
 def _first_index(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(mask)[0])
 
@@ -165,6 +186,7 @@ def logp(
     dtype: Any = None,
     min_ndim: int = 1,
     rows: bool = True,
+    values: bool = True,
 ) -> jax.Array:
     """Validate a log-probability array over the last axis.
 
@@ -172,7 +194,9 @@ def logp(
     everywhere (no distribution), an empty last axis, and, when ``normalized``, a row whose mass
     is not one within ``NORMALIZATION_ATOL``. With ``rows=False`` the entries are independent
     log-probabilities (of behaviors or sets), not rows of distributions: an all ``-inf`` array
-    is legal and nothing has to normalize.
+    is legal and nothing has to normalize. With ``values=False`` only the type and shape are
+    checked: for callers that check the values inside their own compiled pass (``mass_ok``)
+    and call this again, with ``values=True``, only when that check fails.
     """
     arr = to_array(x, name, dtype)
     if arr.ndim < min_ndim:
@@ -184,7 +208,7 @@ def logp(
         raise ValueError(f"`{name}` is empty (shape {arr.shape}); a behavior space needs n >= 1.")
     if arr.size == 0:
         raise ValueError(f"`{name}` is empty (shape {arr.shape}); nothing to compute on.")
-    if is_traced(arr):
+    if is_traced(arr) or not values:
         return arr
     mass = None
     if normalized and rows and _large(arr):
@@ -224,12 +248,16 @@ def logp(
     return arr
 
 
-def energy(x: Any, name: str, *, dtype: Any = None, sign: int = 1) -> jax.Array:
-    """Validate an energy (``sign=1``, ``+inf`` legal) or a reward (``sign=-1``, ``-inf`` legal)."""
+def energy(
+    x: Any, name: str, *, dtype: Any = None, sign: int = 1, values: bool = True
+) -> jax.Array:
+    """Validate an energy (``sign=1``, ``+inf`` legal) or a reward (``sign=-1``, ``-inf`` legal).
+
+    ``values=False`` checks the type and shape only (see ``logp``)."""
     arr = to_array(x, name, dtype)
     if arr.size == 0:
         raise ValueError(f"`{name}` is empty (shape {arr.shape}); give one value per behavior.")
-    if is_traced(arr):
+    if is_traced(arr) or not values:
         return arr
     nan, pinf, ninf, _ = _value_flags(arr if arr.ndim else arr.reshape(1))
     if nan:
@@ -346,7 +374,12 @@ def scalar(x: Any, name: str) -> float:
         raise TypeError(f"`{name}` must be a real number, got the bool {x!r}.")
     if isinstance(x, numbers.Real):
         v = float(x)
-    elif isinstance(x, (np.ndarray, jax.Array)) and x.ndim == 0 and not is_traced(x):
+    elif (
+        isinstance(x, (np.ndarray, jax.Array))
+        and x.ndim == 0
+        and not is_traced(x)
+        and (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer))
+    ):
         v = float(x)
     else:
         raise TypeError(f"`{name}` must be a real number, got {_describe(x)}.")
@@ -355,8 +388,20 @@ def scalar(x: Any, name: str) -> float:
     return v
 
 
-def integer(x: Any, name: str, *, minimum: int | None = None) -> int:
-    """A Python int (or integral 0-d array) >= ``minimum``."""
+def integer(
+    x: Any,
+    name: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    why: str = "",
+) -> int:
+    """A Python int (or integral 0-d array) with ``minimum <= x <= maximum``.
+
+    Every size argument (a count, a length, a number of samples or steps) passes a ``maximum``,
+    so that no input reaches XLA with an impossible static shape (which aborts the interpreter)
+    or starts a loop that cannot finish; ``why`` says what a value past it would cost.
+    """
     if isinstance(x, bool):
         raise TypeError(f"`{name}` must be an integer, got the bool {x!r}.")
     if isinstance(x, numbers.Integral):
@@ -374,6 +419,11 @@ def integer(x: Any, name: str, *, minimum: int | None = None) -> int:
         raise TypeError(f"`{name}` must be an integer, got {_describe(x)}.")
     if minimum is not None and v < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {v}.")
+    if maximum is not None and v > maximum:
+        cost = f" ({why})" if why else ""
+        raise ValueError(
+            f"`{name}` = {v} is too large: at most {maximum:,}{cost}. Use a smaller `{name}`."
+        )
     return v
 
 
@@ -381,11 +431,19 @@ def mask(x: Any, name: str) -> jax.Array:
     """A boolean mask; numeric 0/1 arrays are accepted and converted."""
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"`{name}` must be a boolean mask, got {_describe(x)}.")
-    arr = jnp.asarray(x)
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise TypeError(f"`{name}` must be a boolean mask, got {_describe(x)} ({err}).") from None
     if arr.size == 0:
         raise ValueError(f"`{name}` is empty (shape {arr.shape}); give one flag per behavior.")
     if arr.dtype == jnp.bool_:
         return arr
+    if not (jnp.issubdtype(arr.dtype, jnp.integer) or jnp.issubdtype(arr.dtype, jnp.floating)):
+        raise TypeError(
+            f"`{name}` must be a boolean mask (True = behavior in the set), got dtype {arr.dtype}; "
+            f"pass a bool array (e.g. `{name} != 0` of a real array)."
+        )
     if is_traced(arr):
         raise TypeError(f"`{name}` must have dtype bool, got {arr.dtype}; use `{name} > 0`.")
     v = np.asarray(arr)
@@ -397,13 +455,24 @@ def mask(x: Any, name: str) -> jax.Array:
     return arr.astype(bool)
 
 
-def key(x: Any, name: str = "key") -> jax.Array:
-    """A JAX PRNG key (new-style ``jax.random.key`` or a legacy uint32 ``(2,)`` key)."""
+def key(x: Any, name: str = "key", *, single: bool = True) -> jax.Array:
+    """A JAX PRNG key (new-style ``jax.random.key`` or a legacy uint32 ``(2,)`` key).
+
+    With ``single=True`` (the default) a batch of keys is refused with a message that says how to
+    split one key or how to run over several (``jax.vmap``).
+    """
     if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        return x
-    if isinstance(x, (jax.Array, np.ndarray)) and x.dtype == np.uint32 and x.shape[-1:] == (2,):
-        return x
-    raise TypeError(
-        f"`{name}` must be a JAX PRNG key, got {_describe(x)}; create one with "
-        "`jax.random.key(seed)` and split it for each use."
-    )
+        batch = x.shape
+    elif isinstance(x, (jax.Array, np.ndarray)) and x.dtype == np.uint32 and x.shape[-1:] == (2,):
+        batch = x.shape[:-1]
+    else:
+        raise TypeError(
+            f"`{name}` must be a JAX PRNG key, got {_describe(x)}; create one with "
+            "`jax.random.key(seed)` and split it for each use."
+        )
+    if single and batch != ():
+        raise TypeError(
+            f"`{name}` must be a single PRNG key, got a batch of keys of shape {batch}; pass one "
+            f"key (e.g. `{name}[0]`), or `jax.vmap` over the keys to run once per key."
+        )
+    return x

@@ -1,7 +1,7 @@
 r"""Free energy, Gibbs tilts and KL-constrained reweighting on a flat behavior space.
 
-Conventions (THEORY.md §1): energy $U$ (low is good; RL uses $U = -r$), temperature $\beta > 0$,
-natural logarithms.
+Conventions (docs/theory.md §1): energy $U$ (low is good; RL uses $U = -r$), temperature
+$\beta > 0$, natural logarithms: log-probabilities, KL, entropy and $\log Z$ are in nats.
 
 * free energy $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$;
 * Gibbs tilt $q^*_\beta(y) = p_0(y)\,e^{-U(y)/\beta} / Z_\beta$,
@@ -34,57 +34,57 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- kernels (no checks)
-def _tilt_logits(logp0: jax.Array, energy: jax.Array, beta: jax.Array) -> jax.Array:
-    """log p0 - U/beta with the conventions -inf - x = -inf and -(+inf)/beta = -inf."""
-    scaled = jnp.where(energy == jnp.inf, jnp.inf, energy / beta[..., None])
-    return jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
-
-
-def _reference_energy(logp0, energy, beta):
+def _reference_energy(logp0, energy):
     """The least live energy c = min{U(y) : p0(y) > 0, U(y) < inf} (keepdims); 0 if none.
 
     Shifting by it makes every (U - c)/beta >= 0, so a tiny beta can only overflow a scaled
-    energy to +inf (zero mass, the right limit), never produce inf - inf; one fused min-pass.
-    ``beta`` is unused (kept so the shift rule could depend on it).
+    energy to +inf (zero mass, the right limit), never produce inf - inf.
     """
-    del beta
     live = (logp0 > -jnp.inf) & (energy < jnp.inf)
     floor = jnp.min(jnp.where(live, energy, jnp.inf), axis=-1, keepdims=True)
     return jnp.where(floor < jnp.inf, floor, 0.0)
 
 
-def _shifted_tilt_logits(logp0, energy, beta, c=None):
-    """(log p0 - (U - c)/beta, c) with c the least live energy (``_reference_energy``).
+def _over(x, beta):
+    """x / beta for beta > 0, also where 1/beta is not a normal float.
+
+    XLA computes a division by a broadcast beta as a product with 1/beta, which is subnormal,
+    hence flushed to zero, for beta > 1/tiny (e.g. beta = 1e308): then x is multiplied by
+    1/sqrt(beta) twice instead, each factor a normal float.
+    """
+    inv = 1.0 / beta
+    root = 1.0 / jnp.sqrt(beta)
+    normal = jnp.isfinite(inv) & (inv >= jnp.finfo(inv.dtype).tiny)
+    return jnp.where(normal, x * inv, (x * root) * root)
+
+
+def _shifted_tilt_logits(logp0, energy, beta, c):
+    """log p0 - (U - c)/beta with c the least live energy (``_reference_energy``).
 
     Every logit is then at most log p0 <= 0 — no overflow of U/beta into inf - inf at any beta,
     and no loss of digits to a large common energy offset. log Z = logsumexp(logits) - c/beta.
     """
-    if c is None:
-        c = _reference_energy(logp0, energy, beta)
-    excess = energy - c
-    # excess == 0 is set explicitly so a subnormal beta (flushed to zero by XLA) gives 0, not 0/0.
+    # Halved (exactly) so that energies near the float limit cannot overflow U - c; excess == 0
+    # is set explicitly so a subnormal beta (flushed to zero by XLA) gives 0, not 0 * inf.
+    excess = 0.5 * energy - 0.5 * c
     scaled = jnp.where(
         energy == jnp.inf,
         jnp.inf,
-        jnp.where(excess == 0, 0.0, excess * (1.0 / beta[..., None])),
+        jnp.where(excess == 0, 0.0, _over(excess, beta[..., None]) * 2.0),
     )
-    logits = jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
-    return logits, c[..., 0]
+    return jnp.where((logp0 == -jnp.inf) | (scaled == jnp.inf), -jnp.inf, logp0 - scaled)
 
 
-#: Sums of exp(logits) at least this large are accurate without a max-shift (see _lse_nonpos).
+#: Sums of exp(logits <= 0) at least this large are accurate without a max-shift: underflowed or
+#: flushed terms lose at most n * 1e-38 of them.
 _DIRECT_SUM_FLOOR = 1e-10
 
 
 def _lse_nonpos(logits_fn):
     """logsumexp over the last axis of ``logits_fn()``, logits known to be <= 0 (up to the
-    normalization rounding of log p0).
-
-    Such logits cannot overflow exp, so when the plain sum of exp(logits) is at least 1e-10 on
-    every row it is exact to rounding (underflowed or flushed terms lose at most n * 1e-38) and
-    the max pass of the usual logsumexp is skipped; otherwise the max-shifted logsumexp is used.
-    The logits are recomputed inside each branch from a thunk so XLA fuses them into the sums
-    instead of materializing them.
+    normalization rounding of log p0): the plain sum of exp when it is at least
+    ``_DIRECT_SUM_FLOOR`` on every row, else the max-shifted logsumexp. The logits are recomputed
+    inside each branch from a thunk so XLA fuses them into the sums instead of materializing them.
     """
     direct = jnp.sum(jnp.exp(logits_fn()), axis=-1)
     return jax.lax.cond(
@@ -94,21 +94,125 @@ def _lse_nonpos(logits_fn):
     )
 
 
-def _log_partition(logp0, energy, beta):
-    c = _reference_energy(logp0, energy, beta)
-    log_z = _lse_nonpos(lambda: _shifted_tilt_logits(logp0, energy, beta, c)[0])
+def _log_partition_exact(logp0, energy, beta):
+    c = _reference_energy(logp0, energy)
+    log_z = _lse_nonpos(lambda: _shifted_tilt_logits(logp0, energy, beta, c))
     c = c[..., 0]
-    return log_z - jnp.where(c == 0, 0.0, c / beta)
+    return log_z - jnp.where(c == 0, 0.0, _over(c, beta))
+
+
+def _gibbs_exact(logp0, energy, beta):
+    c = _reference_energy(logp0, energy)
+    log_z = _lse_nonpos(lambda: _shifted_tilt_logits(logp0, energy, beta, c))
+    return _shifted_tilt_logits(logp0, energy, beta, c) - log_z[..., None]
+
+
+# The fast paths below use only arithmetic, exp and plain min/sum reductions over the inputs (no
+# compare-and-select per entry), which XLA compiles to vectorized loops several times faster than
+# the exact kernels above. They rely on IEEE arithmetic for the conventions: with c = min U over
+# every behavior (not only the live ones) every logit lp - (U - c)/beta is at most lp <= 0, and
+# -inf - x = -inf, x - inf = -inf give zero mass to p0(y) = 0 and U(y) = +inf. Any input outside
+# the conventions (NaN, a -inf energy, a +inf log-probability) or a case they do not cover (a
+# subnormal beta, a sum too small for the unshifted form, no mass at all) makes the sum NaN,
+# infinite or below the floor; the exact kernel then runs instead, under ``lax.cond``.
+def _fast_logits(logp0, energy, c, inv2):
+    """log p0 - (U - c) / beta as log p0 - (U/2 - c/2) * (2/beta): halving is exact and keeps
+    U - c from overflowing for energies near the float limit."""
+    return logp0 - (0.5 * energy - 0.5 * c) * inv2
+
+
+def _fast_sum(logp0, energy, beta):
+    """(s, c, inv2, fast): s = sum_y exp(log p0 - (U - c) / beta), c = min U, inv2 = 2 / beta.
+
+    ``fast`` is False where this form is not exact: 2/beta not a normal float (beta subnormal,
+    or so large that 2/beta would be flushed to zero), or a sum that is NaN, infinite or below
+    ``_DIRECT_SUM_FLOOR``."""
+    inv2 = 2.0 / beta[..., None]
+    c = jnp.min(energy, axis=-1, keepdims=True)
+    c = jnp.where(c < jnp.inf, c, 0.0)
+    s = jnp.sum(jnp.exp(_fast_logits(logp0, energy, c, inv2)), axis=-1)
+    normal = jnp.isfinite(inv2) & (inv2 >= jnp.finfo(inv2.dtype).tiny)
+    fast = jnp.all(jnp.isfinite(s) & (s >= _DIRECT_SUM_FLOOR)) & jnp.all(normal)
+    return s, c, inv2, fast
+
+
+def _energy_ok(energy):
+    """Traceable: no NaN and no -inf energy (the value check of ``_checks.energy``)."""
+    return ~jnp.any(jnp.isnan(energy) | (energy == -jnp.inf))
+
+
+def _rows_live(logp0, energy):
+    return jnp.any((logp0 > -jnp.inf) & (energy < jnp.inf), axis=-1)
+
+
+def _log_partition_flagged(logp0, energy, beta):
+    """(log Z, ok): ok means the energies passed their value check (exact on the exact path;
+    on the fast path a finite sum implies it)."""
+    s, c, _, fast = _fast_sum(logp0, energy, beta)
+    return jax.lax.cond(
+        fast,
+        lambda: (jnp.log(s) - c[..., 0] / beta, jnp.array(True)),
+        lambda: (_log_partition_exact(logp0, energy, beta), _energy_ok(energy)),
+    )
+
+
+def _gibbs_flagged(logp0, energy, beta):
+    """(log q*, ok): ok also requires some mass on every row (Z > 0)."""
+    s, c, inv2, fast = _fast_sum(logp0, energy, beta)
+
+    def exact():
+        ok = _energy_ok(energy) & jnp.all(_rows_live(logp0, energy))
+        return _gibbs_exact(logp0, energy, beta), ok
+
+    return jax.lax.cond(
+        fast,
+        lambda: (_fast_logits(logp0, energy, c, inv2) - jnp.log(s)[..., None], jnp.array(True)),
+        exact,
+    )
+
+
+def _log_partition(logp0, energy, beta):
+    return _log_partition_flagged(logp0, energy, beta)[0]
 
 
 def _gibbs(logp0, energy, beta):
-    c = _reference_energy(logp0, energy, beta)
-    log_z = _lse_nonpos(lambda: _shifted_tilt_logits(logp0, energy, beta, c)[0])
-    return _shifted_tilt_logits(logp0, energy, beta, c)[0] - log_z[..., None]
+    return _gibbs_flagged(logp0, energy, beta)[0]
+
+
+def _free_energy_flagged(logq, logp0, energy, beta):
+    """(F, ok). Fast path: with no infinity anywhere, F = sum_y [q U + beta (q log(q/p0) - q +
+    p0)] needs no select (one fused sum); any infinity (zero mass, excluded behaviors) or NaN
+    makes that sum non-finite and the exact kernel runs."""
+    q = jnp.exp(logq)
+    terms = q * energy + beta[..., None] * jnp.maximum(q * (logq - logp0) - q + jnp.exp(logp0), 0.0)
+    value = jnp.sum(terms, axis=-1)
+    return jax.lax.cond(
+        jnp.all(jnp.isfinite(value)),
+        lambda: (value, jnp.array(True)),
+        lambda: (_expect(logq, energy) + beta * _kl(logq, logp0), _energy_ok(energy)),
+    )
 
 
 def _free_energy(logq, logp0, energy, beta):
-    return _expect(logq, energy) + beta * _kl(logq, logp0)
+    return _free_energy_flagged(logq, logp0, energy, beta)[0]
+
+
+@jax.jit
+def _log_partition_checked(logp0, energy, beta):
+    log_z, ok = _log_partition_flagged(logp0, energy, beta)
+    return log_z, ok & _checks.mass_ok(logp0)
+
+
+@jax.jit
+def _gibbs_checked(logp0, energy, beta):
+    logq, ok = _gibbs_flagged(logp0, energy, beta)
+    return logq, ok & _checks.mass_ok(logp0)
+
+
+@jax.jit
+def _free_energy_checked(logq, logp0, energy, beta):
+    value, ok = _free_energy_flagged(logq, logp0, energy, beta)
+    return value, ok & _checks.mass_ok(logq) & _checks.mass_ok(logp0)
 
 
 _log_partition_jit = jax.jit(_log_partition)
@@ -117,32 +221,39 @@ _free_energy_jit = jax.jit(_free_energy)
 
 
 def _prepare(logp0, energy, beta, *, energy_name="energy", beta_name="beta", sign=1):
-    """Validate (logp0, energy, beta) and bring them to one float dtype."""
-    logp0 = _checks.logp(logp0, "logp0")
-    energy = _checks.energy(energy, energy_name, sign=sign)
+    """Check types and shapes of (logp0, energy, beta) and bring them to one float dtype.
+
+    The values of ``logp0`` and ``energy`` are not looked at here: the public functions check
+    them inside their compiled kernel (one read of the inputs) and call ``_check_values`` only
+    when that check fails. ``beta`` (one value per row) is checked here.
+    """
+    logp0 = _checks.logp(logp0, "logp0", values=False)
+    energy = _checks.energy(energy, energy_name, sign=sign, values=False)
     if energy.ndim == 0:
         energy = energy[None]
-    shape = _checks.broadcast("logp0", logp0, energy_name, energy)
+        shape = _checks.broadcast("logp0", logp0, energy_name, energy)
+    else:
+        shape = _checks.same_last_axis("logp0", logp0, energy_name, energy)
     beta = _checks.positive(beta, beta_name)
     _checks.against_batch(beta_name, beta, shape[:-1])
     dtype = _checks._float_dtype(logp0, energy, beta)
     return logp0.astype(dtype), energy.astype(dtype), beta.astype(dtype)
 
 
-@jax.jit
-def _rows_live(logp0, energy):
-    return jnp.any((logp0 > -jnp.inf) & (energy < jnp.inf), axis=-1)
+def _check_values(logp0, energy, *, energy_name="energy", sign=1, some_mass=False):
+    """The host-side value checks, run when a kernel's fused check failed: they raise the error
+    that names the problem. If none raises (a float rounding at the edge of a tolerance), the
+    input is valid and the kernel's result stands."""
+    _checks.logp(logp0, "logp0")
+    _checks.energy(energy if sign > 0 else -energy, energy_name, sign=sign)
+    if some_mass:
+        _check_some_mass(logp0, energy, energy_name)
 
 
 def _check_some_mass(logp0: jax.Array, energy: jax.Array, name: str = "energy") -> None:
     """Raise when some row has U = +inf on all of supp(p0) (Z = 0: the tilt has no mass)."""
-    if _checks.is_traced(logp0, energy):
-        return
-    if _checks._large(logp0) or _checks._large(energy):
-        live = np.asarray(_rows_live(logp0, energy))
-    else:
-        p0, u = np.asarray(logp0), np.asarray(energy)
-        live = np.any((p0 > -np.inf) & (u < np.inf), axis=-1)
+    p0, u = np.asarray(logp0), np.asarray(energy)
+    live = np.any((p0 > -np.inf) & (u < np.inf), axis=-1)
     if not np.all(live):
         what = "-inf" if name == "reward" else "+inf"
         raise ValueError(
@@ -153,41 +264,54 @@ def _check_some_mass(logp0: jax.Array, energy: jax.Array, name: str = "energy") 
 
 # ----------------------------------------------------------------------------- public API
 def log_partition(logp0: Any, energy: Any, beta: Any) -> jax.Array:
-    r"""Log partition function $\log Z_\beta = \log\sum_y p_0(y)\,e^{-U(y)/\beta}$.
+    r"""Log partition function $\log Z_\beta = \log\sum_y p_0(y)\,e^{-U(y)/\beta}$ (nats).
 
     ``-inf`` in ``logp0`` and ``+inf`` in ``energy`` both contribute zero; ``-inf`` is returned
     when every behavior is excluded. ``-beta * log_partition(...)`` is the minimal free energy.
+    ``logp0`` is ``(..., n)``, ``energy`` a scalar or ``(..., n)`` (same ``n``), ``beta`` a scalar
+    or broadcasts against the batch shape; the result has the batch shape (nats).
 
     >>> import jax.numpy as jnp
     >>> float(log_partition(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, jnp.inf]), 1.0))
     -0.6931471...
     """
     logp0, energy, beta = _prepare(logp0, energy, beta)
-    return _log_partition_jit(logp0, energy, beta)
+    if _checks.is_traced(logp0, energy, beta):
+        return _log_partition_jit(logp0, energy, beta)
+    log_z, ok = _log_partition_checked(logp0, energy, beta)
+    if not bool(ok):
+        _check_values(logp0, energy)
+    return log_z
 
 
 def gibbs(logp0: Any, energy: Any, beta: Any) -> jax.Array:
-    r"""Gibbs tilt $\log q^*_\beta = \log p_0 - U/\beta - \log Z_\beta$ (normalized log-probs).
+    r"""Gibbs tilt $\log q^*_\beta = \log p_0 - U/\beta - \log Z_\beta$ (log-probs, nats).
 
     The minimizer of $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$. ``energy = +inf``
     excludes a behavior; behaviors outside ``supp(p0)`` stay at ``-inf`` for every finite energy
-    (support preservation). For RL with reward ``r`` pass ``energy = -r``.
+    (support preservation). For RL with reward ``r`` pass ``energy = -r``. Shapes as in
+    ``log_partition``; the result has the broadcast shape ``(..., n)``.
 
     >>> import jax.numpy as jnp
     >>> gibbs(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, jnp.log(3.0)]), 1.0).tolist()
     [-0.2876..., -1.3862...]
     """
     logp0, energy, beta = _prepare(logp0, energy, beta)
-    _check_some_mass(logp0, energy)
-    return _gibbs_jit(logp0, energy, beta)
+    if _checks.is_traced(logp0, energy, beta):
+        return _gibbs_jit(logp0, energy, beta)
+    logq, ok = _gibbs_checked(logp0, energy, beta)
+    if not bool(ok):
+        _check_values(logp0, energy, some_mass=True)
+    return logq
 
 
 def free_energy(logq: Any, logp0: Any, energy: Any, beta: Any) -> jax.Array:
-    r"""Free energy $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$.
+    r"""Free energy $F_\beta[q] = \mathbb{E}_q[U] + \beta\,\mathrm{KL}(q\|p_0)$ (nats).
 
     ``+inf`` when ``q`` puts mass on a behavior with infinite energy or outside ``supp(p0)``.
     By the Gibbs variational principle it is at least ``-beta * log_partition(logp0, energy,
-    beta)``, with equality exactly at ``q = gibbs(logp0, energy, beta)``.
+    beta)``, with equality exactly at ``q = gibbs(logp0, energy, beta)``. The KL term is computed
+    as in ``kl`` (non-negative by construction).
 
     >>> import jax.numpy as jnp
     >>> logp0, energy = jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0])
@@ -197,14 +321,21 @@ def free_energy(logq: Any, logp0: Any, energy: Any, beta: Any) -> jax.Array:
     >>> round(float(-log_partition(logp0, energy, 1.0)), 5)
     0.37989
     """
-    logq = _checks.logp(logq, "logq")
+    logq = _checks.logp(logq, "logq", values=False)
     logp0, energy, beta = _prepare(logp0, energy, beta)
     _checks.same_last_axis("logq", logq, "logp0", logp0)
     _checks.broadcast("logq", logq, "energy", energy)
     shape = jnp.broadcast_shapes(logq.shape, logp0.shape, energy.shape)
     _checks.against_batch("beta", beta, shape[:-1])
     dtype = _checks._float_dtype(logq, logp0)
-    return _free_energy_jit(logq.astype(dtype), logp0, energy, beta)
+    logq = logq.astype(dtype)
+    if _checks.is_traced(logq, logp0, energy, beta):
+        return _free_energy_jit(logq, logp0, energy, beta)
+    value, ok = _free_energy_checked(logq, logp0, energy, beta)
+    if not bool(ok):
+        _checks.logp(logq, "logq")
+        _check_values(logp0, energy)
+    return value
 
 
 @jax.jit
@@ -223,12 +354,16 @@ def implied_energy(logq: Any, logp0: Any, beta: Any, *, return_singular: bool = 
 
     Defined up to an additive constant; the constant chosen here is zero, so that
     ``gibbs(logp0, implied_energy(logq, logp0, beta), beta) == logq`` whenever
-    ``supp(q) ⊆ supp(p0)`` (THEORY.md T7). The cases at the edge of the supports:
+    ``supp(q) ⊆ supp(p0)`` (docs/theory.md T7). The cases at the edge of the supports:
 
     * ``q(y) = 0``: ``+inf`` (the behavior is excluded), whatever ``p0(y)`` is;
     * ``q(y) > 0 = p0(y)``: the **singular** case. The energy diverges to ``-inf`` — no finite
       energy, so no reweighting of ``p0``, puts mass there. It is reported as ``-inf``, never NaN;
       with ``return_singular=True`` the call returns ``(energy, singular_mask)``.
+
+    ``logq`` and ``logp0`` are ``(..., n)`` log-probabilities (nats), ``beta`` a scalar or
+    broadcasting against the batch shape; the energy has the broadcast shape ``(..., n)`` and the
+    units of ``beta`` times nats (nats at ``beta = 1``).
 
     The implicit reward of DPO is ``-implied_energy(logq, logp0, beta)``.
 
@@ -256,8 +391,9 @@ def frontier(logp0: Any, reward: Any, betas: Any) -> tuple[jax.Array, jax.Array]
 
     Returns ``(expected_reward, kl)`` with $\mathbb{E}_{q_\beta}[r]$ and
     $\mathrm{KL}(q_\beta\|p_0)$ for every ``beta`` in ``betas`` (shape: ``betas`` broadcast
-    against the batch shape). Both increase as ``beta`` decreases (THEORY.md T4); each point is
-    the best expected reward reachable at its KL.
+    against the batch shape). Both increase as ``beta`` decreases (docs/theory.md T4); each point
+    is the best expected reward reachable at its KL. ``logp0`` is ``(..., n)`` and ``reward``
+    broadcasts against it; ``kl`` is in nats, ``expected_reward`` in the reward's units.
 
     >>> import jax.numpy as jnp
     >>> expected, divergence = frontier(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0]),
@@ -265,16 +401,30 @@ def frontier(logp0: Any, reward: Any, betas: Any) -> tuple[jax.Array, jax.Array]
     >>> [round(x, 3) for x in expected.tolist()], [round(x, 3) for x in divergence.tolist()]
     ([0.525, 0.731, 1.0], [0.001, 0.111, 0.693])
     """
-    reward = _checks.energy(reward, "reward", sign=-1)
+    reward = _checks.energy(reward, "reward", sign=-1, values=False)
     logp0, energy, betas = _prepare(logp0, -reward, betas, energy_name="reward", beta_name="betas")
-    _check_some_mass(logp0, energy, "reward")
-    return _frontier(logp0, energy, betas)
+    if _checks.is_traced(logp0, energy, betas):
+        return _frontier(logp0, energy, betas)
+    expected, divergence, ok = _frontier_checked(logp0, energy, betas)
+    if not bool(ok):
+        _check_values(logp0, energy, energy_name="reward", sign=-1, some_mass=True)
+    return expected, divergence
+
+
+def _frontier_flagged(logp0, energy, betas):
+    logq, ok = _gibbs_flagged(logp0, energy, betas)
+    return -_expect(logq, energy), _kl(logq, logp0), ok
 
 
 @jax.jit
 def _frontier(logp0, energy, betas):
-    logq = _gibbs(logp0, energy, betas)
-    return -_expect(logq, energy), _kl(logq, logp0)
+    return _frontier_flagged(logp0, energy, betas)[:2]
+
+
+@jax.jit
+def _frontier_checked(logp0, energy, betas):
+    expected, divergence, ok = _frontier_flagged(logp0, energy, betas)
+    return expected, divergence, ok & _checks.mass_ok(logp0)
 
 
 # ----------------------------------------------------------------------------- tilt_for_kl
@@ -382,17 +532,22 @@ def _tilt_for_kl(logp0, reward, kl_budget):
     kl_max = -lse(jnp.where(top, lp, -jnp.inf))[:, 0]
     # Rewards relative to their maximum (exact near the top, where the differences that matter
     # at large lambda live), in units of their spread so that rc is in [-1, 0] whatever the
-    # reward's scale (the solver squares it). The solver's lambda is spread / beta.
-    diff = jnp.where(feasible, r_f - rmax, 0.0)
+    # reward's scale (the solver squares it). The solver's lambda is spread / beta. Rewards near
+    # the float limit are first scaled by 1/4 (exact), so r - max r cannot overflow.
+    big = jnp.max(jnp.abs(r_f), axis=-1, keepdims=True) > jnp.finfo(dtype).max / 4
+    halve = jnp.where(big, 0.25, 1.0).astype(dtype)
+    diff = jnp.where(feasible, r_f * halve - rmax * halve, 0.0)
     spread = jnp.max(-diff, axis=-1)
     unit = jnp.where(spread > 0, spread, 1.0)
-    rc = diff / unit[:, None]
+    rc = _over(diff, unit[:, None])
     eps_f = eps - kl_min
     # A reward constant on the feasible set makes the limit the base itself (kl_max = 0 up to
     # rounding): every feasible budget returns it, with beta = 0, whatever the rounding of eps_f.
-    # A budget within rounding of the limit's KL is the limit too.
+    # A budget within rounding of the limit's KL is the limit too, also when the limit differs
+    # from the base only by mass below the float range (kl_max = 0): the limit, beta = 0, wins
+    # over the base, beta = inf. The rounding of eps_f grows with eps and kl_min.
     constant = jnp.all(top == feasible, axis=-1)
-    slack = 4 * jnp.finfo(dtype).eps * (1.0 + kl_min + kl_max)
+    slack = 16 * jnp.finfo(dtype).eps * (1.0 + jnp.abs(eps) + kl_min + kl_max)
     is_limit = (eps_f >= kl_max - slack) | constant
     is_base = (eps_f <= 0) & ~is_limit
     active = ~is_limit & ~is_base
@@ -401,7 +556,7 @@ def _tilt_for_kl(logp0, reward, kl_budget):
     tilted = _normalize(jnp.where(feasible, lp + lam[:, None] * rc, -jnp.inf))
     limit = _normalize(jnp.where(top, lp, -jnp.inf))
     logq = jnp.where(is_limit[:, None], limit, jnp.where(is_base[:, None], lp, tilted))
-    beta = jnp.where(is_limit, 0.0, jnp.where(is_base, jnp.inf, unit / lam)).astype(dtype)
+    beta = jnp.where(is_limit, 0.0, jnp.where(is_base, jnp.inf, _over(unit, lam) / halve[:, 0]))
     return logq.reshape(*batch, n), beta.reshape(batch), kl_min.reshape(batch)
 
 
@@ -409,7 +564,7 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     r"""The KL-constrained optimum: $\max_q \mathbb{E}_q[r]$, $\mathrm{KL}(q\|p_0)\le\varepsilon$.
 
     By Lagrangian duality the answer is a Gibbs tilt $q_\beta \propto p_0\,e^{r/\beta}$ whose KL
-    equals the budget (THEORY.md T4). This solves the one-dimensional dual exactly: it brackets
+    equals the budget (docs/theory.md T4). This solves the one-dimensional dual exactly: it brackets
     $\lambda = 1/\beta$ and refines it by safeguarded Newton steps in $\log\lambda$
     ($d\mathrm{KL}/d\log\lambda = \lambda^2\,\mathrm{Var}_{q_\lambda}(r)$), to a relative KL error
     below 1e-6 in float64 (in float32 to float32 rounding of the KL itself).
@@ -426,9 +581,12 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     * rewards that differ by less than about 1e-300 (absolutely, or relative to their spread)
       cannot be told apart by any representable ``beta``; the answer is then the tilt at the
       extreme representable temperature (a KL at most the budget, the best reachable).
+    * rewards spread across nearly the whole float range (e.g. ``±1e308``): ``logq`` is exact,
+      and ``beta`` overflows to ``inf`` only when the temperature itself exceeds the float range.
 
-    ``logp0`` is ``(..., n)``; ``reward`` broadcasts against it; ``kl_budget`` is a scalar or
-    broadcasts against the batch shape.
+    ``logp0`` is ``(..., n)``; ``reward`` broadcasts against it; ``kl_budget`` (nats) is a scalar
+    or broadcasts against the batch shape. ``logq`` is ``(..., n)`` normalized log-probabilities
+    (nats) and ``beta`` has the batch shape (in the reward's units).
 
     >>> import jax.numpy as jnp
     >>> from freeenergy import kl
@@ -444,7 +602,9 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
     reward = _checks.energy(reward, "reward", sign=-1)
     if reward.ndim == 0:
         reward = reward[None]
-    shape = _checks.broadcast("logp0", logp0, "reward", reward)
+        shape = _checks.broadcast("logp0", logp0, "reward", reward)
+    else:
+        shape = _checks.same_last_axis("logp0", logp0, "reward", reward)
     budget = _checks.to_array(kl_budget, "kl_budget")
     if not _checks.is_traced(budget):
         v = np.asarray(budget)
@@ -464,6 +624,7 @@ def tilt_for_kl(logp0: Any, reward: Any, kl_budget: Any) -> tuple[jax.Array, jax
                 "KL has expected reward -inf. Give some behavior of supp(p0) a finite reward."
             )
     logq, beta, kl_min = _tilt_for_kl(lp0, r, eps)
+    beta = beta.astype(dtype)
     if not _checks.is_traced(logq):
         slack = np.asarray(eps) - np.asarray(kl_min)
         tol = 1e-6 * np.asarray(kl_min) + 16 * np.finfo(np.asarray(kl_min).dtype).eps

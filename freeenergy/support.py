@@ -1,6 +1,6 @@
 r"""Accessible support, pass@k, regimes, and the elicitation-vs-creation diagnosis.
 
-Operational definitions (ours; THEORY.md §2):
+Operational definitions (ours; docs/theory.md §2):
 
 * reach probability of a behavior (or set) with probability $p$ under a budget of $N$ samples:
   $\rho_N = 1 - (1-p)^N$, computed as ``-expm1(N * log1p(-p))`` (with ``log(-expm1(log p))``
@@ -139,37 +139,105 @@ def pass_at_k(logp: Any, correct: Any, k: Any) -> jax.Array:
     return _pass_at_k(logp, correct, k.astype(logp.dtype))
 
 
-def _estimate_one(n: int, c: int, k: int) -> float:
-    if n - c < k:
-        return 1.0
-    # 1 - C(n-c, k) / C(n, k) = 1 - prod_{i=n-c+1}^{n} (1 - k / i), summed in log space.
-    i = np.arange(n - c + 1, n + 1, dtype=np.float64)
-    return float(-np.expm1(np.sum(np.log1p(-k / i))))
+#: ``pass_at_k_estimate`` multiplies out the ratio C(n-c, k)/C(n, k) term by term when it has at
+#: most this many factors (min(k, c)); beyond, the log-gamma (Stirling) difference is used.
+_PRODUCT_TERMS = 1024
+#: Largest ``n`` accepted by ``pass_at_k_estimate`` (counts are exact in float64 below 2**53).
+MAX_ESTIMATE_N = 1 << 40
+
+
+def _log_ratio_product(n: np.ndarray, a: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """sum_{j < m} log1p(-a / (n - j)) per entry (m <= _PRODUCT_TERMS), vectorized over entries.
+
+    ``C(n-c, k) / C(n, k) = prod_{j<k} (1 - c/(n-j)) = prod_{j<c} (1 - k/(n-j))``: with
+    a = max(k, c) and m = min(k, c) this is the shorter product; every factor is in (0, 1].
+    """
+    out = np.zeros(n.shape, dtype=np.float64)
+    for j in range(int(m.max(initial=0))):
+        live = m > j
+        out[live] += np.log1p(-a[live] / (n[live] - j))
+    return out
+
+
+def _stirling_tail(z: np.ndarray) -> np.ndarray:
+    """lgamma(z) - [(z - 1/2) log z - z + log(2 pi)/2] for z >= 64 (Stirling; error < 1e-20)."""
+    w = 1.0 / (z * z)
+    return (1.0 / 12.0 - w * (1.0 / 360.0 - w * (1.0 / 1260.0 - w / 1680.0))) / z
+
+
+def _log_ratio_gamma(n: np.ndarray, c: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """log C(n-c, k) - log C(n, k) from log-gamma functions, for n - c >= k.
+
+    = lgamma(n-c+1) - lgamma(n-c-k+1) - lgamma(n+1) + lgamma(n-k+1). With z1..z4 those
+    arguments, Stirling's (z - 1/2) log z - z terms are regrouped so that the large parts cancel
+    analytically (the linear terms exactly), leaving three log1p terms of size about c k / n
+    (below) plus the series tails. Where z2 < 64 (the ratio is then astronomically small) the
+    plain lgamma difference is used.
+    """
+    from scipy.special import gammaln
+
+    z1, z2, z3, z4 = n - c + 1.0, n - c - k + 1.0, n + 1.0, n - k + 1.0
+    big = z2 >= 64.0
+    b1, b2, b3, b4 = (np.where(big, z, 64.0) for z in (z1, z2, z3, z4))
+    cs, ks = np.where(big, c, 0.0), np.where(big, k, 0.0)  # placeholders where not used
+    # (z1 - 1/2) log1p(-c/z3) - (z2 - 1/2) log1p(-c/z4), regrouped with z1 - z2 = k and
+    # z1 z4 - z2 z3 = c k, so that no two large terms cancel.
+    stirling = (
+        (b1 - 0.5) * np.log1p(cs * ks / (b2 * b3))
+        + ks * np.log1p(-cs / b4)
+        + cs * np.log1p(-ks / b3)
+        + (_stirling_tail(b1) - _stirling_tail(b2))
+        - (_stirling_tail(b3) - _stirling_tail(b4))
+    )
+    plain = gammaln(z1) - gammaln(z2) - gammaln(z3) + gammaln(z4)
+    return np.where(big, stirling, plain)
+
+
+def _whole(value: Any, name: str) -> np.ndarray:
+    """A real array of whole numbers (ints, or floats with integral values) as int64."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"`{name}` must be whole numbers, got {_checks._describe(value)}.")
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise TypeError(f"`{name}` must be whole numbers, got {value!r} ({err}).") from None
+    if a.dtype == object:  # Python ints too large for int64
+        raise ValueError(
+            f"`{name}` is too large: at most {MAX_ESTIMATE_N:,} (counts are exact in float64 "
+            f"only below 2**53), got {value!r}."
+        )
+    if a.dtype == bool or not (
+        np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+    ):
+        raise TypeError(f"`{name}` must be whole numbers, got {value!r}.")
+    if a.size == 0:
+        raise ValueError(f"`{name}` is empty; give at least one value.")
+    if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+        raise ValueError(f"`{name}` must be whole numbers, got {value!r}.")
+    if np.any(np.abs(a) > MAX_ESTIMATE_N):
+        raise ValueError(
+            f"`{name}` is too large: at most {MAX_ESTIMATE_N:,} (counts are exact in float64 "
+            f"only below 2**53), got {float(np.max(np.abs(a))):.6g}."
+        )
+    return a.astype(np.int64)
 
 
 def pass_at_k_estimate(n: Any, c: Any, k: Any) -> jax.Array:
     r"""Unbiased pass@k estimator, ``n`` samples, ``c`` correct: $1-\binom{n-c}{k}/\binom{n}{k}$.
 
-    (Chen et al. 2021; Yue et al. 2025.) Computed in float64 as
-    $1-\prod_{i=n-c+1}^{n}(1-k/i)$ in log space, so it is exact to rounding for any ``n``.
-    Requires whole numbers with ``n >= 1``, ``0 <= c <= n`` and ``1 <= k <= n``; arguments
-    broadcast. Its expectation over ``c ~ Binomial(n, p)`` is exactly $1-(1-p)^k$.
+    (Chen et al. 2021; Yue et al. 2025.) Computed in float64, vectorized, in time independent of
+    ``n``, ``c`` and ``k`` beyond a bounded product: it is exactly 1 when ``n - c < k``, and
+    otherwise $-\mathrm{expm1}$ of $\log\binom{n-c}{k}-\log\binom{n}{k}$, summed as
+    $\sum_{j<m}\log(1-a/(n-j))$ with $m=\min(k,c)$, $a=\max(k,c)$ when $m \le 1024$ (exact to
+    rounding), else from a log-gamma (Stirling) difference whose large terms cancel analytically
+    (a relative error of a few units of rounding). Requires whole numbers with ``1 <= n <= 2**40``,
+    ``0 <= c <= n`` and ``1 <= k <= n``; arguments broadcast. Its expectation over
+    ``c ~ Binomial(n, p)`` is exactly $1-(1-p)^k$.
 
     >>> round(float(pass_at_k_estimate(10, 3, 2)), 6)  # 1 - C(7, 2) / C(10, 2) = 1 - 21/45
     0.533333
     """
-    arrays = {}
-    for name, value in (("n", n), ("c", c), ("k", k)):
-        a = np.asarray(value)
-        if a.dtype == bool or not (
-            np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
-        ):
-            raise TypeError(f"`{name}` must be whole numbers, got {value!r}.")
-        if a.size == 0:
-            raise ValueError(f"`{name}` is empty; give at least one value.")
-        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
-            raise ValueError(f"`{name}` must be whole numbers, got {value!r}.")
-        arrays[name] = a.astype(np.int64)
+    arrays = {name: _whole(value, name) for name, value in (("n", n), ("c", c), ("k", k))}
     try:
         nn, cc, kk = np.broadcast_arrays(arrays["n"], arrays["c"], arrays["k"])
     except ValueError:
@@ -191,18 +259,29 @@ def pass_at_k_estimate(n: Any, c: Any, k: Any) -> jax.Array:
             f"`k` must satisfy 1 <= k <= n (the estimator needs n >= k samples), got "
             f"k = {int(kk.ravel()[i])} with n = {int(nn.ravel()[i])}."
         )
-    out = np.array(
-        [
-            _estimate_one(int(a), int(b), int(d))
-            for a, b, d in zip(nn.ravel(), cc.ravel(), kk.ravel(), strict=True)
-        ],
-        dtype=np.float64,
-    ).reshape(nn.shape)
+    n64, c64, k64 = (x.astype(np.float64).ravel() for x in (nn, cc, kk))
+    certain = n64 - c64 < k64  # every k-subset holds a correct sample
+    m = np.where(certain, 0.0, np.minimum(k64, c64))
+    short = m <= _PRODUCT_TERMS
+    log_ratio = np.zeros_like(n64)
+    idx = np.flatnonzero(short & ~certain)
+    if idx.size:
+        log_ratio[idx] = _log_ratio_product(n64[idx], np.maximum(k64, c64)[idx], m[idx])
+    idx = np.flatnonzero(~short)
+    if idx.size:
+        log_ratio[idx] = _log_ratio_gamma(n64[idx], c64[idx], k64[idx])
+    out = np.where(certain, 1.0, -np.expm1(log_ratio)).reshape(nn.shape)
     return jnp.asarray(out)
 
 
 class Regime(enum.IntEnum):
-    """Regime of a behavior relative to a reference ``p0`` and a budget (THEORY.md §2)."""
+    """Regime of a behavior relative to a reference ``p0`` and a budget (docs/theory.md §2).
+
+    The integer codes returned by ``regimes`` and the indices of ``regime_profile``.
+
+    >>> [r.name for r in Regime], int(Regime.BARRIER)
+    (['BASIN', 'TAIL', 'BARRIER', 'SINGULAR'], 2)
+    """
 
     BASIN = 0
     TAIL = 1
@@ -310,11 +389,16 @@ class Diagnosis:
     * ``gained`` / ``lost`` — numbers of behaviors entering / leaving the accessible support
       ($|A_N(q)\\setminus A_N(p_0)|$, $|A_N(p_0)\\setminus A_N(q)|$);
     * ``accessible_before`` / ``accessible_after`` — $|A_N(p_0)|$, $|A_N(q)|$;
-    * ``kl`` — $\\mathrm{KL}(q\\|p_0)$, ``+inf`` when singular.
+    * ``kl`` — $\\mathrm{KL}(q\\|p_0)$ in nats, ``+inf`` when singular.
 
     ``verdict``: ``"new-support"`` if ``q`` has mass outside ``supp(p0)`` (``singular_mass > 0``,
     or ``kl = +inf``, which also catches mass too small to show in float), else ``"creation"`` if
     ``gained > 0``, else ``"elicitation"`` (a string, or a NumPy array of strings when batched).
+
+    >>> import jax.numpy as jnp
+    >>> d = diagnose(jnp.log(jnp.array([0.5, 0.5, 0.0])), jnp.log(jnp.array([0.25, 0.25, 0.5])), 4)
+    >>> d.verdict, float(d.singular_mass), float(d.kl)
+    ('new-support', 0.5, inf)
     """
 
     elicited_mass: jax.Array
@@ -361,7 +445,7 @@ def diagnose(logp0: Any, logq: Any, budget: Any, confidence: float = 0.5) -> Dia
 
     See ``Diagnosis`` for the fields. Choose ``budget`` as the largest budget you evaluate at
     (e.g. the largest ``k`` of your pass@k): at too small a budget, ordinary RL on rare but
-    sampled behaviors looks like creation (THEORY.md §2).
+    sampled behaviors looks like creation (docs/theory.md §2).
 
     >>> import jax.numpy as jnp
     >>> logp0 = jnp.log(jnp.array([0.6, 0.3, 0.09, 0.01]))

@@ -24,3 +24,8 @@ settings.register_profile(
     "thorough", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config):
+    # pytest-xdist's mark, declared here too so that runs without xdist (-p no:xdist) know it
+    config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")

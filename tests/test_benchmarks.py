@@ -58,3 +58,23 @@ def test_numpy_grpo_baselines_compute_what_the_library_computes():
     a, b = loop.gradient(theta, y), vectorized.gradient(theta, y)
     np.testing.assert_allclose(a[0], b[0], rtol=1e-4, atol=1e-9)
     assert a[1:] == pytest.approx(b[1:], rel=1e-5)
+
+
+def test_numpy_kl_and_free_energy_match_the_library(instance):
+    from benchmarks.bench_flat import np_free_energy, np_kl
+
+    logp0, energy = instance
+    logq = np.array(fe.gibbs(jnp.asarray(logp0), jnp.asarray(energy), 2.0))
+    logq[::9] = -np.inf  # zero mass: 0 log 0 = 0 on both sides
+    logq = logq - np.logaddexp.reduce(logq[logq > -np.inf])
+    assert np_kl(logq, logp0) == pytest.approx(float(fe.kl(logq, logp0)), rel=1e-12, abs=1e-15)
+    assert np_free_energy(logq, logp0, energy, 0.7) == pytest.approx(
+        float(fe.free_energy(logq, logp0, energy, 0.7)), rel=1e-12
+    )
+
+
+def test_floor_times_are_positive():
+    from benchmarks.bench_flat import floor_times
+
+    read, copy = floor_times(np.ones(1000, np.float32), np.ones(1000, np.float32), repeat=1)
+    assert 0 < read and 0 < copy

@@ -238,3 +238,41 @@ def test_decode_batched_equals_loop():
     out = np.asarray(fe.decode(logits, 0.8, 4, 0.7))
     for row, expected in zip(out, logits, strict=True):
         np.testing.assert_allclose(row, fe.decode(expected, 0.8, 4, 0.7), atol=1e-14)
+
+
+# ----------------------------------------------------------------------------- hardening
+def test_sample_in_chunks_is_exact_and_deterministic(monkeypatch):
+    """Past the noise held at once, draws are made a few at a time: same law, same key, same
+    draws; the small-size path is unchanged."""
+    from freeenergy import distributions
+
+    p = np.array([0.4, 0.25, 0.0, 0.15, 0.1, 0.06, 0.04, 0.0])
+    with np.errstate(divide="ignore"):
+        logp = np.log(p)
+    whole = np.asarray(fe.sample(jax.random.key(3), logp, 999))
+    monkeypatch.setattr(distributions, "_SAMPLE_CHUNK", 8 * 64)  # 64 draws per round
+    m = 40_000
+    draws = np.asarray(fe.sample(jax.random.key(1234), logp, m))
+    assert draws.shape == (m,)
+    np.testing.assert_array_equal(draws, np.asarray(fe.sample(jax.random.key(1234), logp, m)))
+    counts = np.bincount(draws, minlength=len(p))
+    sd = np.sqrt(m * p * (1 - p))
+    assert np.all(np.abs(counts - m * p) <= 5 * sd), (counts, m * p)
+    assert np.all(counts[p == 0] == 0)
+    batch = np.asarray(fe.sample(jax.random.key(5), np.stack([logp, logp[::-1]]), 1001))
+    assert batch.shape == (2, 1001)
+    assert np.all(p[batch[0]] > 0) and np.all(p[::-1][batch[1]] > 0)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(whole, np.asarray(fe.sample(jax.random.key(3), logp, 999)))
+
+
+@pytest.mark.parametrize("top_p,kept", [(0.75, 2), (0.5, 1), (0.25 + 0.5, 2), (1.0, 3)])
+def test_decode_top_p_reached_exactly_is_inclusive(top_p, kept):
+    """The kept set is the smallest whose mass reaches top_p (>=): with p = (.5, .25, .25) a
+    cumulative mass exactly equal to top_p stops there."""
+    logp = np.log([0.5, 0.25, 0.25])
+    out = np.asarray(fe.decode(logp, top_p=top_p))
+    assert int(np.sum(out > -INF)) == kept
+    np.testing.assert_allclose(
+        np.exp(out[:kept]), np.array([0.5, 0.25, 0.25])[:kept] / ([0.5, 0.75, 1.0][kept - 1])
+    )

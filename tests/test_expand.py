@@ -1,4 +1,4 @@
-"""freeenergy.expand: best-of-n (THEORY.md T12) and new information, against independent oracles.
+"""freeenergy.expand: best-of-n (docs/theory.md T12) and new information, against oracles.
 
 Best-of-n is checked against brute-force enumeration of every n-tuple of draws on tiny spaces
 (n <= 4 draws, <= 5 behaviors, tied and -inf rewards included); closed forms for binary rewards
@@ -21,6 +21,13 @@ from hypothesis import strategies as st
 
 import freeenergy as fe
 from freeenergy import expand
+
+
+def _examples(at_ci: int) -> int:
+    """Examples for this property: ``at_ci`` under the ``ci`` profile (30 examples), scaled with
+    the active profile's ``max_examples`` (``thorough`` runs ~33x as many)."""
+    return max(1, at_ci * settings.default.max_examples // 30)
+
 
 # ----------------------------------------------------------------------------- strategies
 REWARD_LEVELS = [-np.inf, 0.0, 1.0, 2.0]
@@ -116,7 +123,7 @@ def level_masses(p0, reward):
 
 
 # ----------------------------------------------------------------------------- T12: enumeration
-@settings(max_examples=40)
+@settings(max_examples=_examples(40))
 @given(tiny_problem(), st.integers(1, 4))
 def test_best_of_n_equals_enumeration_of_all_tuples(problem, n):
     p0, reward = problem
@@ -139,7 +146,7 @@ def test_tie_rule_proportional_to_p0_among_drawn_behaviors_is_a_different_rule()
     assert abs(other[0] - 0.972) < 1e-12
 
 
-@settings(max_examples=30)
+@settings(max_examples=_examples(30))
 @given(tiny_problem(size=8), st.integers(1, 10**6))
 def test_best_of_n_formula_by_levels_and_support(problem, n):
     """q(y) = p0(y) (P<=^n - P<^n) / p0(level); supp(q) = supp(p0) exactly (T12)."""
@@ -210,7 +217,7 @@ def test_best_of_n_astronomically_small_levels_stay_exact_in_log_space():
 
 
 # ----------------------------------------------------------------------------- T12: binary tilt
-@settings(max_examples=30)
+@settings(max_examples=_examples(30))
 @given(binary_problem(), st.integers(2, 5000))
 def test_binary_best_of_n_is_the_tilt_moving_p_to_one_minus_one_minus_p_to_the_n(problem, n):
     p0, correct = problem
@@ -243,7 +250,7 @@ def test_best_of_n_temperature_edge_cases():
     )
 
 
-@settings(max_examples=30)
+@settings(max_examples=_examples(30))
 @given(tiny_problem(size=8, zeros=False), st.integers(2, 200))
 def test_best_of_n_is_a_tilt_with_energy_monotone_in_the_reward(problem, n):
     """T12 for any reward: the implied energy is constant on a level, non-increasing in r."""
@@ -266,7 +273,7 @@ def _kl_by_levels(p0, reward, n):
     return float(np.sum(w[keep] * np.log(w[keep] / mass[keep])))
 
 
-@settings(max_examples=30)
+@settings(max_examples=_examples(30))
 @given(tiny_problem(size=8), st.integers(1, 500))
 def test_best_of_n_kl_exact_and_below_the_common_formula(problem, n):
     """KL = sum_v w_v log(w_v / p0(v)) <= log n - (n-1)/n, strictly for n >= 2."""
@@ -307,7 +314,7 @@ def test_best_of_n_kl_approaches_the_formula_only_as_every_level_becomes_rare():
 
 
 # ----------------------------------------------------------------------------- win rate
-@settings(max_examples=30)
+@settings(max_examples=_examples(30))
 @given(tiny_problem(size=8), st.integers(1, 50))
 def test_win_rate_equals_the_double_sum(problem, n):
     p0, r = problem
@@ -349,7 +356,7 @@ def test_sampler_matches_the_exact_distribution_within_five_sigma():
 
 
 # ----------------------------------------------------------------------------- no crossover
-@settings(max_examples=40)
+@settings(max_examples=_examples(40))
 @given(
     st.floats(1e-6, 1 - 1e-6),
     st.floats(-3.0, 3.0),

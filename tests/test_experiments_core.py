@@ -1,8 +1,12 @@
 """The `regimes` and `gibbs_family` experiments at tiny size, checked against the API, and the
-experiment runner (atomic JSON/PNG output, --list)."""
+experiment runner (atomic JSON/PNG output with ordinary file modes, --list, --tiny outputs kept out
+of figures/)."""
 
 import json
 import math
+import os
+import stat
+import tempfile
 
 import jax.numpy as jnp
 import numpy as np
@@ -147,3 +151,61 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         _io.write_json(target, {"a": float("nan")})
     assert json.loads(target.read_text()) == {"a": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+def test_tiny_run_without_out_leaves_figures_alone(tmp_path, monkeypatch, capsys):
+    # A smoke test from the repository root must not replace the committed figures: with --tiny
+    # and no --out the outputs go to a scratch folder under the temp directory.
+    repo = tmp_path / "repo"
+    (repo / "figures").mkdir(parents=True)
+    committed = repo / "figures" / "regimes.json"
+    committed.write_text('{"committed": true}\n')
+    before = committed.stat()
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    assert runner.main(["regimes", "--tiny"]) == 0
+    assert sorted(p.name for p in (repo / "figures").iterdir()) == ["regimes.json"]
+    assert committed.read_text() == '{"committed": true}\n'
+    assert committed.stat().st_mtime_ns == before.st_mtime_ns
+    scratch = scratch_root / "freeenergy-tiny"
+    assert sorted(p.name for p in scratch.iterdir()) == ["regimes.json", "regimes.png"]
+    assert json.loads((scratch / "regimes.json").read_text())["experiment"] == "regimes"
+    assert str(scratch) in capsys.readouterr().out
+
+
+def test_help_says_where_tiny_outputs_go(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        runner.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--tiny" in text and str(runner.tiny_out()) in text
+    assert "never overwrites the committed figures" in text
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_ordinary_file_modes(tmp_path, umask):
+    # mkstemp creates its file 0600; the finished output must have the mode open() would give.
+    from experiments import _io
+
+    old = os.umask(umask)
+    try:
+        _io.write_json(tmp_path / "x.json", {"a": 1})
+        with open(tmp_path / "plain.txt", "w") as handle:  # the reference: an ordinary open()
+            handle.write("x")
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == expected
+
+
+def test_cli_outputs_are_world_readable_under_the_usual_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert runner.main(["regimes", "--tiny", "--out", str(tmp_path)]) == 0
+    finally:
+        os.umask(old)
+    for name in ("regimes.json", "regimes.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644

@@ -305,3 +305,131 @@ def test_frontier_limits(base):
     p = np.exp(logp0)
     assert float(e[1]) == pytest.approx(math.fsum(p * reward), abs=1e-5)
     assert 0 <= float(d[1]) < 1e-11
+
+
+# ----------------------------------------------------------------------------- hardening
+def test_frontier_kl_is_never_negative():
+    """A reward constant on supp(p0): q = p0 up to rounding, and the KL is 0, not -1.8e-15
+    (the terms q log(q/p) - q + p are each >= 0)."""
+    logp0 = np_normalize(np.array([-INF, -INF, 0.0, -3.0] + [-INF] * 8))
+    reward = np.array([-INF] + [0.0] * 11)
+    expected, divergence = fe.frontier(logp0, reward, np.ones(9))
+    assert np.all(np.asarray(divergence) >= 0.0)
+    np.testing.assert_allclose(divergence, 0.0, atol=1e-15)
+    np.testing.assert_allclose(expected, 0.0, atol=0)
+
+
+@given(st.integers(0, 10**6), st.sampled_from([1e-3, 1e-6, 1e-9, 1e-12, 0.0]))
+def test_kl_of_nearly_equal_distributions_is_non_negative(seed, scale):
+    rng = np.random.default_rng(seed)
+    logp = np_normalize(rng.normal(size=N) * 3)
+    logq = np_normalize(logp + scale * rng.normal(size=N))
+    for dtype in (np.float64, np.float32):
+        value = float(fe.kl(logq.astype(dtype), logp.astype(dtype)))
+        assert value >= 0.0
+    assert float(fe.kl(logq, logp)) == pytest.approx(np_kl(logq, logp), rel=1e-6, abs=1e-15)
+
+
+def test_rewards_and_energies_near_the_float_limit():
+    """±1e308: no overflow of U - c or of the reward spread into NaN or a wrong limit."""
+    logp0 = np.log([0.5, 0.25, 0.25])
+    for r in ([1e308, -1e308, 0.0], [1.7e308, -1.7e308, 1e308], [1e308, 1e308, -1e308]):
+        r = np.array(r)
+        logq, beta = fe.tilt_for_kl(logp0, r, 0.1)
+        logq = np.asarray(logq)
+        assert not np.any(np.isnan(logq))
+        assert np_kl(logq, logp0) == pytest.approx(0.1, rel=1e-6)
+        if float(beta) < INF:  # the same tilt, computed on rewards scaled by 1/4 (exact)
+            np.testing.assert_allclose(logq, np_tilt(logp0, -r / 4, float(beta) / 4), atol=1e-9)
+    energy = np.array([-1e308, 1e308, 0.0])
+    for beta in (1.0, 1e300, 1e308):
+        with np.errstate(over="ignore"):
+            expected = np_tilt(logp0, energy / 4, beta / 4)
+        np.testing.assert_allclose(fe.gibbs(logp0, energy, beta), expected, atol=1e-12)
+        log_z = float(fe.log_partition(logp0, energy, beta))
+        with np.errstate(over="ignore"):
+            reference = np_lse(logp0 - energy / 4 / (beta / 4))
+        assert log_z == pytest.approx(reference, rel=1e-12)
+    np.testing.assert_allclose(fe.normalize(np.array([1e308, 1e308])), np.log([0.5, 0.5]))
+    np.testing.assert_array_equal(fe.normalize(np.array([1.7e308, -1.7e308])), [0.0, -INF])
+
+
+def test_tilt_for_kl_at_the_limit_with_mass_below_the_float_range():
+    """The non-top behavior has relative log-mass -983 (below the float range): at a budget
+    equal to the limit's KL the answer is the limit with beta = 0 (its docstring), not p0 with
+    beta = inf, also when excluding behaviors makes that KL large (its rounding grows)."""
+    for shift in (0.0, 30.0, 700.0, 5000.0, 9999.0):
+        logp0 = np_normalize(np.array([-shift, -shift - 983.0, 0.0, -3.0]))
+        reward = np.array([1.0, 0.0, -INF, -INF])
+        kl_lim = max(-float(np_lse(logp0[:1])), 0.0)
+        for budget in (kl_lim, np.nextafter(kl_lim, 0.0), kl_lim * (1 + 1e-15)):
+            logq, beta = fe.tilt_for_kl(logp0, reward, budget)
+            assert float(beta) == 0.0
+            np.testing.assert_array_equal(np.asarray(logq), [0.0, -INF, -INF, -INF])
+
+
+# The public functions take a fast path (no compare-and-select per entry) when its arithmetic
+# reproduces the conventions, and the exact kernels otherwise. Both must give the same numbers.
+_values = st.one_of(
+    st.floats(-30, 5), st.floats(-30, 5), st.floats(-30, 5), st.just(-INF), st.floats(-1e4, -1e3)
+)
+
+
+@given(
+    st.lists(_values, min_size=N, max_size=N),
+    st.lists(st.one_of(st.floats(-50, 50), st.just(INF)), min_size=N, max_size=N),
+    st.floats(-6.0, 6.0).map(lambda e: 10.0**e),
+)
+def test_fast_and_exact_kernels_agree(logits, energy, beta):
+    from freeenergy.distributions import _kl, _kl_fast
+    from freeenergy.free_energy import (
+        _free_energy,
+        _gibbs,
+        _gibbs_exact,
+        _log_partition,
+        _log_partition_exact,
+    )
+
+    logp0, energy = np.array(logits), np.array(energy)
+    if np.all(logp0 == -INF):
+        logp0[0] = 0.0
+    logp0 = np_normalize(logp0)
+    if not np.any((logp0 > -INF) & (energy < INF)):
+        energy[int(np.argmax(logp0))] = 0.0
+    lp, u, b = jnp.asarray(logp0), jnp.asarray(energy), jnp.asarray(beta)
+    fast, exact = np.asarray(_gibbs(lp, u, b)), np.asarray(_gibbs_exact(lp, u, b))
+    np.testing.assert_array_equal(fast == -INF, exact == -INF)
+    fin = exact > -INF
+    scale = 1.0 + np.max(np.abs(exact[fin]))
+    np.testing.assert_allclose(fast[fin], exact[fin], rtol=0, atol=1e-10 * scale)
+    assert float(_log_partition(lp, u, b)) == pytest.approx(
+        float(_log_partition_exact(lp, u, b)), rel=1e-12, abs=1e-12
+    )
+    np.testing.assert_allclose(fast[fin], np_tilt(logp0, energy, beta)[fin], atol=1e-9 * scale)
+    logq = jnp.asarray(np_normalize(np.where(fin, logp0 * 0.5, -INF)))
+    assert float(jax.jit(_kl_fast)(logq, lp)) == pytest.approx(
+        float(_kl(logq, lp)), rel=1e-12, abs=1e-15
+    )
+    finite_u = jnp.where(u < INF, u, 0.0)
+    value = float(_free_energy(logq, lp, finite_u, b))
+    reference = float(fe.distributions._expect(logq, finite_u) + b * _kl(logq, lp))
+    assert value == pytest.approx(reference, rel=1e-12, abs=1e-12)
+
+
+def test_fast_path_falls_back_where_it_would_be_wrong():
+    """Where the select-free form is not exact, the exact kernel answers: a subnormal beta, a
+    beta whose reciprocal is subnormal, a minimum energy outside supp(p0) far below the live
+    ones (the unshifted sum underflows), and every behavior excluded."""
+    with np.errstate(divide="ignore"):
+        logp0 = np.log([0.5, 0.25, 0.25, 0.0])
+    energy = np.array([1.0, 2.0, 3.0, -1e6])  # the global minimum is outside supp(p0)
+    for beta in (5e-324, 1e-310, 1e308, 1e-3, 1.0):
+        logq = np.asarray(fe.gibbs(logp0, energy, beta))
+        assert not np.any(np.isnan(logq))
+        if 1e-300 < beta < 1e300:
+            np.testing.assert_allclose(logq, np_tilt(logp0, energy, beta), atol=1e-12)
+    np.testing.assert_array_equal(fe.gibbs(logp0, energy, 5e-324), [0.0, -INF, -INF, -INF])
+    assert float(fe.log_partition(logp0, [INF, INF, INF, 0.0], 1.0)) == -INF
+    assert float(fe.log_partition(logp0, energy, 1e-3)) == pytest.approx(
+        np_lse(logp0 - energy / 1e-3), rel=1e-12
+    )

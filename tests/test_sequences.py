@@ -1,4 +1,4 @@
-"""Sequence spaces: every dynamic program equals enumeration (THEORY.md T10).
+"""Sequence spaces: every dynamic program equals enumeration (docs/theory.md T10).
 
 The oracle is independent of the library's dynamic programs: it lists every string with
 ``itertools.product`` and walks the generator and the automaton token by token in plain Python,
@@ -19,8 +19,15 @@ from oracles import all_strings, string_logp
 
 import freeenergy as fe
 from freeenergy import sequences as sq
+from freeenergy.sequences import _kernels
 
 ATOL = 1e-10
+
+
+def _examples(at_ci: int) -> int:
+    """Examples for this property: ``at_ci`` under the ``ci`` profile (30 examples), scaled with
+    the active profile's ``max_examples`` (``thorough`` runs ~33x as many)."""
+    return max(1, at_ci * settings.default.max_examples // 30)
 
 
 # ----------------------------------------------------------------------------- the oracle
@@ -167,7 +174,7 @@ def energies_for(rng, verifier, mode, vocab, length):
 
 
 # ----------------------------------------------------------------------------- T10 property tests
-@settings(max_examples=20)
+@settings(max_examples=_examples(20))
 @given(instances)
 def test_dynamic_programs_equal_enumeration(instance):
     seed, kind, (vocab, length), log10_beta, mode = instance
@@ -215,7 +222,7 @@ def test_dynamic_programs_equal_enumeration(instance):
     )
 
 
-@settings(max_examples=8)
+@settings(max_examples=_examples(8))
 @given(instances, st.integers(0, 2**31 - 1))
 def test_tilt_composition_and_kl_between_models(instance, seed2):
     """T3 for sequence models: tilting by U1 then U2 (same beta) is tilting by U1 + U2, as a
@@ -530,10 +537,10 @@ def test_log_prob_gradient_counts_table_uses_and_compiles_once():
     m = sq.iid(jnp.log(jnp.array([0.5, 0.25, 0.25])), 7)
     v = sq.digit_sum_mod(3, 5, 2)
     sq.log_partition(m, v, 1.0)
-    before = sq._soft_jit._cache_size()
+    before = _kernels._soft_jit._cache_size()
     for beta in [0.1, 0.5, 2.0]:
         sq.log_partition(m, v, beta)
-    assert sq._soft_jit._cache_size() == before
+    assert _kernels._soft_jit._cache_size() == before
 
 
 # ----------------------------------------------------------------------------- bad inputs

@@ -339,3 +339,63 @@ def test_diagnose_fields_random(logp0, logq, budget, confidence):
     assert d.verdict == expected
     total = float(d.elicited_mass) + float(d.created_mass) + float(d.singular_mass)
     assert total == pytest.approx(1.0, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- hardening
+def test_pass_at_k_estimate_is_vectorized_over_many_entries():
+    """1e5 entries with n = 1e6 (the per-entry loop over c took minutes): every value against
+    exact rational arithmetic on a sample of entries, including c = 0, c = n and n - c < k."""
+    rng = np.random.default_rng(0)
+    n = 10**6
+    c = rng.integers(0, n + 1, size=10**5)
+    c[:4] = [0, n, n - 50, 1]
+    for k in (1, 100, 2000):
+        out = np.asarray(fe.pass_at_k_estimate(n, c, k))
+        assert out.shape == c.shape
+        for i in [0, 1, 2, 3, *rng.integers(4, c.size, size=6)]:
+            ci = int(c[i])
+            assert out[i] == pytest.approx(exact_estimate(n, ci, k), rel=1e-13, abs=1e-300)
+
+
+@pytest.mark.parametrize(
+    "n,c,k",
+    [
+        (10**9, 2000, 1500),  # the Stirling difference (min(k, c) > 1024), estimate 3e-3
+        (10**7, 3000, 1100),
+        (2**40, 5000, 3000),  # estimate 1.4e-5
+        (3000, 1030, 1940),  # n - c < k: exactly 1
+        (20000, 1100, 1100),
+        (5000, 1025, 1025),
+    ],
+)
+def test_pass_at_k_estimate_log_gamma_path_is_exact(n, c, k):
+    exact = exact_estimate(n, c, k) if n - c >= k else 1.0
+    assert float(fe.pass_at_k_estimate(n, c, k)) == pytest.approx(exact, rel=1e-13, abs=1e-300)
+
+
+@pytest.mark.parametrize("bad", [2**41, 10**18, 2**70])
+def test_pass_at_k_estimate_sizes_are_bounded(bad):
+    with pytest.raises(ValueError, match="`n` is too large"):
+        fe.pass_at_k_estimate(bad, 1, 1)
+
+
+def test_reach_probability_equal_to_the_confidence_is_accessible():
+    """A behavior whose reach probability equals c exactly is accessible (>=): p = 0.5 at
+    N = 1 with c = 0.5, and p = 0.75 (reach 1 - 0.25^2 = 0.9375) at N = 2 with c = 0.9375."""
+    logp = np.log([0.5, 0.5])
+    np.testing.assert_array_equal(fe.accessible_support(logp, 1, 0.5), [True, True])
+    logp = np.log([0.75, 0.25])
+    assert float(fe.reach_probability(np.log(0.75), 2)) == 0.9375
+    np.testing.assert_array_equal(fe.accessible_support(logp, 2, 0.9375), [True, False])
+    np.testing.assert_array_equal(
+        fe.regimes(np.log([0.5, 0.5]), 1, confidence=0.5), [Regime.BASIN, Regime.BASIN]
+    )
+
+
+@pytest.mark.parametrize("basin_mass,basin", [(0.75, 2), (0.5, 1), (1.0, 3), (0.76, 3)])
+def test_basin_mass_reached_exactly_is_inclusive(basin_mass, basin):
+    """The nucleus is the smallest most-probable set whose mass reaches basin_mass (>=): with
+    p = (.5, .25, .25) a cumulative mass exactly equal to basin_mass stops there."""
+    codes = np.asarray(fe.regimes(np.log([0.5, 0.25, 0.25]), 10, basin_mass=basin_mass))
+    expected = [Regime.BASIN] * basin + [Regime.TAIL] * (3 - basin)
+    np.testing.assert_array_equal(codes, expected)

@@ -536,3 +536,148 @@ def test_public_docstrings_have_examples():
         obj = getattr(fe, name)
         if callable(obj) and name not in ("Regime", "Diagnosis"):
             assert ">>>" in (obj.__doc__ or ""), name
+
+
+# ----------------------------------------------------------------------------- hardening
+@pytest.mark.parametrize("huge", [10**18, 2**70, 2**28 + 1])
+def test_sample_size_is_bounded(huge):
+    """A size past the bound is refused with its cost, before XLA sees an impossible shape."""
+    message = rejects("sample", "num_samples", huge, match="too large")
+    assert "4 bytes" in message
+
+
+def test_sample_size_bound_counts_the_behaviors():
+    """The bound also covers the noise: one random value per behavior per draw."""
+    logp = np.full(2**20, -20 * np.log(2.0))
+    with pytest.raises(ValueError, match="`num_samples`.*one random value per behavior"):
+        fe.sample(jax.random.key(0), logp, 2**15)
+
+
+def test_sample_refuses_several_keys():
+    keys = jax.random.split(jax.random.key(0), 3)
+    with pytest.raises(TypeError, match="`key` must be a single PRNG key"):
+        fe.sample(keys, LOGP, 4)
+    with pytest.raises(TypeError, match="`key` must be a single PRNG key"):
+        fe.sample(jax.random.key_data(keys), LOGP, 4)  # legacy uint32 keys, stacked
+
+
+COMPLEX_MASKS = [
+    ("pass_at_k", "correct", CORRECT.astype(complex)),
+    ("regime_profile", "target", np.array([1, 0, 1j, 0])),
+]
+
+
+@pytest.mark.parametrize("name,arg,bad", COMPLEX_MASKS, ids=[c[0] for c in COMPLEX_MASKS])
+def test_complex_masks_are_refused(name, arg, bad):
+    rejects(name, arg, bad, exc=TypeError)
+
+
+COMPLEX_ARGS = [
+    ("kl", "logq", LOGQ.astype(complex)),
+    ("gibbs", "energy", ENERGY + 0j),
+    ("gibbs", "beta", 0.5 + 0j),
+    ("gibbs", "beta", np.array(0.5 + 1j)),
+    ("tilt_for_kl", "kl_budget", np.array(0.2 + 0j)),
+    ("frontier", "betas", np.array([0.5 + 0j, 2.0])),
+    ("decode", "temperature", np.array(0.7 + 0j)),
+    ("decode", "top_p", 0.9 + 0j),
+    ("accessible_support", "confidence", np.array(0.5 + 0j)),
+    ("reach_probability", "budget", 4 + 0j),
+    ("pass_at_k_estimate", "c", np.array([3 + 0j])),
+    ("sample", "num_samples", 3 + 0j),
+]
+
+
+@pytest.mark.parametrize("name,arg,bad", COMPLEX_ARGS, ids=[f"{c[0]}-{c[1]}" for c in COMPLEX_ARGS])
+def test_complex_numbers_are_refused(name, arg, bad):
+    rejects(name, arg, bad, exc=TypeError)
+
+
+ONE_BEHAVIOR_BASE = [
+    ("frontier", dict(logp0=np.array([0.0]), reward=REWARD), "reward"),
+    ("gibbs", dict(logp0=np.array([0.0]), energy=ENERGY), "energy"),
+    ("log_partition", dict(logp0=np.array([0.0]), energy=ENERGY), "energy"),
+    ("tilt_for_kl", dict(logp0=np.array([0.0]), reward=REWARD), "reward"),
+    ("free_energy", dict(logq=np.array([0.0]), logp0=np.array([0.0]), energy=ENERGY), "energy"),
+]
+
+
+@pytest.mark.parametrize(
+    "name,kwargs,other", ONE_BEHAVIOR_BASE, ids=[c[0] for c in ONE_BEHAVIOR_BASE]
+)
+def test_a_base_never_broadcasts_over_the_behaviors(name, kwargs, other):
+    """A one-behavior base against four rewards is a mistake, not a four-behavior base with
+    total mass 4 (which gave a negative KL)."""
+    with pytest.raises(ValueError, match=f"`logp0` has 1 behaviors but `{other}` has 4"):
+        call(name, **kwargs)
+
+
+def test_a_scalar_energy_still_broadcasts():
+    np.testing.assert_allclose(fe.gibbs(LOGP, 3.0, 0.5), LOGP, atol=1e-12)
+    assert float(fe.log_partition(LOGP, 3.0, 0.5)) == pytest.approx(-6.0)
+
+
+# The public log_partition, gibbs, kl, free_energy and frontier check the values inside their
+# compiled kernel and name the problem on the host only when that check fails: the messages are
+# the same at every size, on the fast path (no infinities) and on the exact one.
+BIG = 2**17
+
+
+def _big_case(with_zeros):
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=BIG)
+    if with_zeros:
+        logits[::7] = -INF
+    logp = logits - np.logaddexp.reduce(logits[logits > -INF])
+    energy = rng.normal(size=BIG)
+    if with_zeros:
+        energy[::5] = INF
+    return logp, energy
+
+
+FUSED = ["gibbs", "log_partition", "free_energy", "frontier", "kl"]
+
+
+def _fused_call(name, logp, energy, **bad):
+    args = {
+        "gibbs": dict(logp0=logp, energy=energy, beta=0.5),
+        "log_partition": dict(logp0=logp, energy=energy, beta=0.5),
+        "free_energy": dict(logq=logp, logp0=logp, energy=energy, beta=0.5),
+        "frontier": dict(logp0=logp, reward=-energy, betas=np.array([0.5, 2.0])),
+        "kl": dict(logq=logp, logp=logp),
+    }[name]
+    fn = {"frontier": fe.frontier, "kl": fe.kl}.get(name) or getattr(fe, name)
+    return fn(**{**args, **bad})
+
+
+@pytest.mark.parametrize("with_zeros", [False, True], ids=["finite", "zeros"])
+@pytest.mark.parametrize("name", FUSED)
+def test_fused_value_checks_name_the_problem(name, with_zeros):
+    logp, energy = _big_case(with_zeros)
+    first = "logq" if name in ("kl", "free_energy") else "logp0"
+    out = _fused_call(name, logp, energy)
+    outs = out if isinstance(out, tuple) else (out,)
+    assert not np.any(np.isnan(np.concatenate([np.ravel(np.asarray(o)) for o in outs])))
+    for value, match in [
+        (np.nan, "contains NaN"),
+        (INF, r"contains \+inf"),
+    ]:
+        bad = logp.copy()
+        bad[1234] = value
+        with pytest.raises(ValueError, match=f"`{first}` {match}"):
+            _fused_call(name, logp, energy, **{first: bad})
+    with pytest.raises(ValueError, match=f"`{first}` does not normalize"):
+        _fused_call(name, logp, energy, **{first: logp + 1e-3})
+    if name == "kl":
+        return
+    other = "reward" if name == "frontier" else "energy"
+    bad = energy.copy()
+    bad[99] = np.nan
+    with pytest.raises(ValueError, match=f"`{other}` contains NaN"):
+        _fused_call(name, logp, bad)
+    bad[99] = -INF  # an energy of -inf (a reward of +inf)
+    with pytest.raises(ValueError, match=f"`{other}` contains"):
+        _fused_call(name, logp, bad)
+    if name in ("gibbs", "frontier"):
+        with pytest.raises(ValueError, match="Z = 0"):
+            _fused_call(name, logp, np.where(logp > -INF, INF, 0.0))

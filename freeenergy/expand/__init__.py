@@ -5,9 +5,9 @@ reaches. This package holds the mechanisms that *create*, each with its exact ou
 distribution and its compute:
 
 * ``search`` — search with a verifier. ``best_of_n`` gives the exact best-of-``n`` distribution
-  over a flat space (a tilt of the reference that never leaves its support, THEORY.md T12), with
-  its KL against the common ``log n - (n-1)/n`` formula, its win rate, its binary-reward
-  temperature, a sampler, and its ``SearchCost`` (samples drawn, verifier calls).
+  over a flat space (a tilt of the reference that never leaves its support, docs/theory.md
+  T12), with its KL against the common ``log n - (n-1)/n`` formula, its win rate, its
+  binary-reward temperature, a sampler, and its ``SearchCost`` (samples drawn, verifier calls).
 * ``sequence_search`` — search over sequence models with the verifier's partial state as a
   process check (``can_accept``): ``tree_search`` (exact output model and expected compute) and
   ``sample_tree_search``, ``beam_search``, ``best_of_n_sequence`` (the exact tilt), each with its

@@ -1,7 +1,7 @@
 r"""New information: changing the reference itself, and what a target costs before and after.
 
 Reweighting — SFT, RL, DPO, best-of-n — maps $p_0$ to a Gibbs tilt $q \propto p_0\,e^{-U/\beta}$,
-and for every finite energy $\mathrm{supp}(q) \subseteq \mathrm{supp}(p_0)$ (THEORY.md T2). A
+and for every finite energy $\mathrm{supp}(q) \subseteq \mathrm{supp}(p_0)$ (docs/theory.md T2). A
 *singular* target $d$ (mass where $p_0$ has none) is therefore out of reach of every tilt:
 $\mathrm{KL}(d\|p_0) = +\infty$, its implied energy is $-\infty$ there, and
 ``diagnose(logp0, logd, ...).verdict == "new-support"``. Only new information changes that: a
@@ -130,8 +130,8 @@ def mix(logp0: Any, logp_new: Any, weight: Any) -> jax.Array:
     ``p_new``.
 
     >>> import jax.numpy as jnp
-    >>> p1 = mix(jnp.log(jnp.array([1.0, 0.0])), jnp.log(jnp.array([0.0, 1.0])), 0.25)
-    >>> [round(p, 12) for p in jnp.exp(p1).tolist()]
+    >>> q = jnp.exp(mix(jnp.log(jnp.array([1.0, 0.0])), jnp.log(jnp.array([0.0, 1.0])), 0.25))
+    >>> [round(float(x), 6) for x in q]
     [0.75, 0.25]
     """
     logp0, logp_new, shape, dtype = _pair(logp0, logp_new, "logp_new")
@@ -157,7 +157,15 @@ def distill(logp0: Any, logp_teacher: Any, weight: Any, *, direction: str = "for
       (at ``w = 1`` the anchor is gone and the answer jumps to $p_t$ itself); the supports must
       overlap.
 
-    Returns the student's normalized log-probabilities.
+    Returns the student's normalized log-probabilities (nats), of the broadcast shape
+    ``(..., n)`` of ``logp0``, ``logp_teacher`` and ``weight`` (batch axes).
+
+    >>> import jax.numpy as jnp
+    >>> p0, teacher = jnp.log(jnp.array([0.5, 0.5, 0.0])), jnp.log(jnp.array([0.0, 0.5, 0.5]))
+    >>> [round(float(x), 4) for x in jnp.exp(distill(p0, teacher, 0.5))]  # the mixture
+    [0.25, 0.5, 0.25]
+    >>> [round(float(x), 4) for x in jnp.exp(distill(p0, teacher, 0.5, direction="reverse"))]
+    [0.0, 1.0, 0.0]
     """
     if direction not in ("forward", "reverse"):
         raise ValueError(
@@ -201,7 +209,7 @@ class ElicitationCost:
     * ``reach`` — $1 - (1-p(S))^N$, the chance that ``N`` samples of ``p`` hit ``S``;
     * ``accessible`` — ``reach >= c``;
     * ``kl_to_access`` — the least $\mathrm{KL}(q\|p)$ over all ``q`` with $q(S) \ge t^*$: ``0``
-      when accessible, the Bernoulli divergence $\mathrm{KL}(t^*\|p(S))$ otherwise (THEORY.md
+      when accessible, the Bernoulli divergence $\mathrm{KL}(t^*\|p(S))$ otherwise (docs/theory.md
       T6; attained by the tilt with energy $-\mathbb{1}_S$), ``+inf`` when $p(S) = 0$;
     * ``kl_to_saturate`` — $-\log p(S)$, the least KL putting all mass on ``S``;
     * ``kl_to_target`` — $\mathrm{KL}(d\|p)$, the cost of reaching ``d`` itself (SFT's target
@@ -338,7 +346,17 @@ def new_information(
     $p_{\rm new}$ covers the target's support and $0 < w$, ``after`` is finite: the target has
     become an ordinary elicitation problem on $p_1$, whose regime (accessible or barrier at
     ``budget``) ``after.status`` reports. ``target`` is a log-distribution or a boolean mask;
-    ``weight`` and ``budget`` broadcast against the batch shape.
+    ``weight`` and ``budget`` broadcast against the batch shape. KLs are in nats.
+
+    >>> import jax.numpy as jnp
+    >>> p0, new = jnp.log(jnp.array([0.5, 0.5, 0.0])), jnp.log(jnp.array([0.0, 0.5, 0.5]))
+    >>> info = new_information(p0, new, 0.5, jnp.array([False, False, True]), 8)
+    >>> info.before.status, float(info.before.kl_to_target)
+    ('singular', inf)
+    >>> info.after.status, round(float(info.after.kl_to_target), 4)  # log(1 / p1(2)) = log 4
+    ('accessible', 1.3863)
+    >>> round(float(info.kl_forgetting), 4)  # 0.5 log 2 <= -log(1 - w)
+    0.3466
     """
     logp0, logp_new, shape, dtype = _pair(logp0, logp_new, "logp_new")
     logt = _target(target, shape, dtype, "logp0")

@@ -45,6 +45,9 @@ from .. import sequences as sq
 from ..support import _log1mexp
 from .sequence_search import SequenceCost, _alive, _inputs, _int_dtype
 
+#: Largest number of turns of the retry protocol.
+MAX_TURNS = 2**16
+
 __all__ = ["first_error", "Retry", "retry", "sample_retry"]
 
 
@@ -146,13 +149,8 @@ def first_error(verifier: Any, tokens: Any) -> jax.Array:
     >>> first_error(sq.exact_match(3, [0, 1, 2]), [[0, 1, 2], [0, 2, 2], [1, 1, 2]]).tolist()
     [3, 1, 0]
     """
-    if not isinstance(verifier, sq.Automaton):
-        sq._verifier(verifier, -1)
-    verifier = sq._verifier(verifier, verifier.vocab)
-    toks = jnp.asarray(tokens)
-    if toks.ndim < 1:
-        raise ValueError(f"`tokens` must have shape (..., length), got {tuple(toks.shape)}.")
-    toks = sq._tokens(toks, int(toks.shape[-1]), verifier.vocab)
+    verifier = sq.check_verifier(verifier)
+    toks = sq.check_tokens(tokens, verifier.vocab)
     flat = toks.reshape(-1, toks.shape[-1])
     out = _first_error_jit(
         jnp.asarray(verifier.transition, jnp.int32),
@@ -205,10 +203,19 @@ def retry(model: Any, verifier: Any, turns: int, *, exclude: bool = True) -> Ret
     >>> [round(float(s), 6) for s in out.success]  # each retry fixes at least one position
     [0.125, 0.5, 0.875, 1.0]
     """
-    turns = _checks.integer(turns, "turns", minimum=1)
+    turns = _checks.integer(
+        turns, "turns", minimum=1, maximum=MAX_TURNS, why="one pass over every string per turn"
+    )
     if not isinstance(exclude, bool):
         raise TypeError(f"`exclude` must be a bool, got {exclude!r}.")
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
+    size = sq.space_size(model.vocab, model.length)
+    if turns * size > sq.MAX_ENUMERATE * 16:
+        raise ValueError(
+            f"`turns` = {turns} over {size:,} strings: the per-turn distributions would hold "
+            f"{turns * size:,} log-probabilities, above {sq.MAX_ENUMERATE * 16:,} (8 bytes "
+            "each); use fewer turns or sample_retry."
+        )
     lp = sq.enumerate(model)
     strings = sq.strings(model.vocab, model.length)
     dead = _first_error_jit(t_auto, accepting, init_auto, strings)
@@ -285,13 +292,28 @@ def sample_retry(
     ``final_tokens`` is ``(num_samples, length)``, i.i.d. from ``retry(...).logp_final`` (any
     length: nothing is enumerated). ``cost`` holds totals: attempts, generated tokens, verifier
     calls (= attempts).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> base = sq.iid(jnp.log(jnp.array([0.5, 0.5])), 3)
+    >>> final, cost = sample_retry(jax.random.key(0), base, sq.exact_match(2, [1, 1, 1]), 4, 6)
+    >>> final.shape, bool(cost.samples >= 6), bool(cost.verifier_calls == cost.samples)
+    ((6, 3), True, True)
     """
     key = _checks.key(key)
-    turns = _checks.integer(turns, "turns", minimum=1)
-    num_samples = _checks.integer(num_samples, "num_samples", minimum=1)
+    turns = _checks.integer(
+        turns, "turns", minimum=1, maximum=MAX_TURNS, why="each turn is one step of a scan"
+    )
     if not isinstance(exclude, bool):
         raise TypeError(f"`exclude` must be a bool, got {exclude!r}.")
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
+    num_samples = _checks.integer(
+        num_samples,
+        "num_samples",
+        minimum=1,
+        maximum=max(1, sq.MAX_TABLE // model.length),
+        why=f"the runs hold num_samples * length = num_samples * {model.length} tokens",
+    )
     tokens, attempts, generated = _sample_retry_jit(
         key, model, t_auto, accepting, init_auto, num_samples, turns, exclude
     )

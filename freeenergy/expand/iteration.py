@@ -46,11 +46,20 @@ def sequence_policy(model: Any) -> tuple[Any, Callable[[Any], sq.SequenceModel]]
     the model never emits stay at zero probability for every ``θ`` (their logits are masked).
     The parameters are shared across strings: an SFT step on one string moves every string that
     uses the same table entries.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> policy, to_model = sequence_policy(sq.iid(jnp.log(jnp.array([0.5, 0.5])), 2))
+    >>> theta = policy.init(jax.random.key(0))
+    >>> theta.shape  # (length, states, vocab)
+    (2, 1, 2)
+    >>> [round(float(x), 4) for x in jnp.exp(policy.logprobs(theta))]  # 00, 01, 10, 11
+    [0.25, 0.25, 0.25, 0.25]
     """
     from ..train import flat_policy  # imported on use: optax loads only when training
 
-    model = sq._model(model)
-    sq._space_size(model.vocab, model.length)
+    model = sq.check_model(model)
+    sq.space_size(model.vocab, model.length)
     support = model.logp > -jnp.inf
     start = jnp.where(support, model.logp, 0.0)
     transition, initial = model.transition, model.initial
@@ -108,7 +117,28 @@ def expert_iteration(
       pass@k at).
 
     Returns the final ``TrainState`` and an ``ExpertIteration`` record. Rounds in which the search
-    finds nothing skip the SFT (there is nothing to distill).
+    finds nothing skip the SFT (there is nothing to distill). Record shapes: ``successes``
+    ``(rounds,)``, ``cost`` fields ``(rounds,)``, ``logq`` ``(rounds, vocab ** length)`` (nats).
+
+    The call (one round compiles a search and a training run, a few seconds), and the check
+    that the trainer distils stored samples:
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy import sequences as sq
+    >>> from freeenergy.train import make_trainer, sft
+    >>> policy, to_model = sequence_policy(sq.iid(jnp.log(jnp.array([0.5, 0.5])), 2))
+    >>> trainer = make_trainer(policy, sft(num_samples=4), optax.adam(0.3))
+    >>> state, record = expert_iteration(  # doctest: +SKIP
+    ...     jax.random.key(0), trainer, to_model, sq.exact_match(2, [1, 1]),
+    ...     rounds=1, searches=4, sft_steps=5, budget=8)
+    >>> record.logq.shape  # doctest: +SKIP
+    (1, 4)
+    >>> expert_iteration(  # doctest: +ELLIPSIS
+    ...     jax.random.key(0), make_trainer(policy, sft("exact"), optax.adam(0.3)),
+    ...     to_model, sq.exact_match(2, [1, 1]), rounds=1, searches=4, sft_steps=5, budget=8)
+    Traceback (most recent call last):
+    ...
+    ValueError: `trainer` must train a sampled-mode SFT objective ...
     """
     from ..train import Batch, Trainer, check_batch
 
@@ -125,9 +155,19 @@ def expert_iteration(
         )
     if not callable(to_model):
         raise TypeError("`to_model` must be a callable params -> SequenceModel.")
-    rounds = _checks.integer(rounds, "rounds", minimum=1)
-    searches = _checks.integer(searches, "searches", minimum=1)
-    sft_steps = _checks.integer(sft_steps, "sft_steps", minimum=1)
+    rounds = _checks.integer(
+        rounds, "rounds", minimum=1, maximum=2**16, why="each round is a search and a training run"
+    )
+    searches = _checks.integer(
+        searches,
+        "searches",
+        minimum=1,
+        maximum=2**20,
+        why="the successes of a round are held in memory, length tokens each",
+    )
+    sft_steps = _checks.integer(
+        sft_steps, "sft_steps", minimum=1, maximum=2**24, why="one optimizer step each"
+    )
     search = sample_tree_search if search is None else search
     if not callable(search):
         raise TypeError(

@@ -19,7 +19,7 @@ behaviors that were drawn, with probability proportional to $p_0$" (that rule fa
 behaviors twice: with $p_0 = (0.9, 0.1)$, equal rewards and $n = 2$ it outputs the first behavior
 with probability $0.972 \ne 0.9$).
 
-**Best-of-n is a tilt** (THEORY.md T12): $q_n / p_0$ depends on $y$ only through its reward
+**Best-of-n is a tilt** (docs/theory.md T12): $q_n / p_0$ depends on $y$ only through its reward
 level and is non-decreasing in it, so $q_n$ is the Gibbs tilt of $p_0$ at $\beta = 1$ with energy
 $U(y) = -\log\frac{P_\le^n - P_<^n}{P_\le - P_<}$. It never leaves $\mathrm{supp}(p_0)$, and (for
 finite ``n``) it keeps all of it. For a binary reward it is the tilt $q \propto
@@ -32,6 +32,7 @@ verifier/reward calls).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -42,6 +43,10 @@ import numpy as np
 from .. import _checks
 from ..distributions import _kl, _normalize
 from ..support import _log1mexp, _log_set_mass
+
+#: Largest number of draws a sampler holds in memory (n * num_samples * rows).
+_MAX_DRAWS = 2**26
+_WHY_DRAWS = "every draw is held in memory with its reward, 16 bytes each"
 
 __all__ = [
     "SearchCost",
@@ -117,6 +122,28 @@ def _log_cumulative(log_level: jax.Array, precise: bool):
     return below, above, flag
 
 
+def _log_one_minus_power(log_x: jax.Array, n: jax.Array) -> jax.Array:
+    """log(1 - (1 - x)^n) for x = exp(log_x) in (0, 1] and n >= 1, never -inf for x > 0.
+
+    With t = -n log(1 - x) it is log(1 - e^{-t}) = log(-expm1(-t)). Both steps are taken from
+    logarithms: log(-log(1 - x)) is log x + x/2 (to O(x^2)) when x < 1e-13, where log1p(-x)
+    would round to 0 (a level of mass e^-1000 next to one of mass 1), and
+    log(1 - e^{-t}) is log t - t/2 when t < 1e-13; so n = 1 returns log x and every level of
+    positive mass keeps positive probability at every n.
+    """
+    tiny = log_x < -30.0
+    x = jnp.exp(jnp.where(tiny, log_x, -30.0))
+    big_x = jnp.exp(jnp.where(tiny, -1.0, log_x))
+    log_neg_log1m = jnp.where(
+        tiny, log_x + 0.5 * x, jnp.log(-jnp.log1p(-jnp.where(tiny, 0.5, big_x)))
+    )
+    log_t = jnp.log(n) + log_neg_log1m
+    small_t = log_t < -30.0
+    t_small = jnp.exp(jnp.where(small_t, log_t, -30.0))
+    t_big = jnp.exp(jnp.where(small_t, 0.0, log_t))
+    return jnp.where(small_t, log_t - 0.5 * t_small, jnp.log(-jnp.expm1(-t_big)))
+
+
 def _best_of_n_row(logp0: jax.Array, reward: jax.Array, n: jax.Array, precise: bool = False):
     """Exact best-of-n for one row (``logp0`` normalized, ``n`` a scalar): ``(logq, flag)``."""
     m = logp0.shape[-1]
@@ -129,8 +156,7 @@ def _best_of_n_row(logp0: jax.Array, reward: jax.Array, n: jax.Array, precise: b
     has = log_level > -jnp.inf
     # d = log(P_< / P_<=) = log(1 - p0(v) / P_<=(v)), accurate even when p0(v) << P_<=(v).
     ratio = jnp.where(has, jnp.minimum(log_level - jnp.where(has, log_le, 0.0), 0.0), -1.0)
-    d = _log1mexp(ratio)
-    log_best = jnp.where(has, n * log_le + _log1mexp(n * d), -jnp.inf)  # log P(best level = v)
+    log_best = jnp.where(has, n * log_le + _log_one_minus_power(ratio, n), -jnp.inf)
     weight = jnp.where(has, log_best - jnp.where(has, log_level, 0.0), 0.0)  # log q/p0 on v
     logq_sorted = jnp.where(lp > -jnp.inf, lp + weight[level], -jnp.inf)
     return jnp.zeros_like(logq_sorted).at[order].set(logq_sorted), flag
@@ -252,7 +278,7 @@ def best_of_n(logp0: Any, reward: Any, n: Any) -> jax.Array:
     * ``n``: whole number(s) >= 1, broadcasting against the batch shape: with a ``(m,)`` base,
       ``n = jnp.arange(1, 101)`` returns the ``(100, m)`` family.
 
-    Never leaves ``supp(p0)``, and keeps all of it (THEORY.md T12). ``n = 1`` returns ``p0``.
+    Never leaves ``supp(p0)``, and keeps all of it (docs/theory.md T12). ``n = 1`` returns ``p0``.
     The cost of one output is ``best_of_n_cost(n)``.
 
     >>> import jax.numpy as jnp
@@ -272,7 +298,15 @@ def best_of_n_cost(n: Any) -> SearchCost:
     (8, 8)
     """
     n = _checks.at_least_one(n, "n", integer=True)
-    n = jnp.asarray(np.asarray(n), dtype=jnp.result_type(int))
+    dtype = jnp.result_type(int)
+    top = np.iinfo(dtype).max
+    values = np.asarray(n)
+    if np.any(values > top):
+        raise ValueError(
+            f"`n` = {values.max():.6g} is too large: the counts are {np.dtype(dtype).name}, at "
+            f"most {top:,} (more samples than that are not drawn in practice)."
+        )
+    n = jnp.asarray(values, dtype=dtype)
     return SearchCost(samples=n, verifier_calls=n)
 
 
@@ -347,7 +381,15 @@ def win_rate(logq: Any, logp: Any, reward: Any) -> jax.Array:
     $\Pr_{y\sim q,\,y'\sim p}[r(y) > r(y')] + \tfrac12\Pr[r(y) = r(y')]$, exact, by one sort of
     the reward levels. ``win_rate(p, p, r) = 1/2``. For best-of-``n`` against its own base with
     all rewards distinct and every behavior rare it tends to $n/(n+1)$; ties pull it towards 1/2.
-    ``-inf`` rewards are the lowest level (two of them tie).
+    ``-inf`` rewards are the lowest level (two of them tie). ``logq``, ``logp`` and ``reward``
+    are ``(..., n)`` and broadcast; the result is a probability of shape ``(...)``.
+
+    >>> import jax.numpy as jnp
+    >>> logp, reward = jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0])
+    >>> round(float(win_rate(logp, logp, reward)), 6)
+    0.5
+    >>> round(float(win_rate(best_of_n(logp, reward, 2), logp, reward)), 6)  # 3/8 + 1/2 * 1/2
+    0.625
     """
     logq = _checks.logp(logq, "logq")
     logp = _checks.logp(logp, "logp")
@@ -379,11 +421,29 @@ def sample_best_of_n(
     Each output draws ``n`` behaviors i.i.d. from ``p0`` and keeps the **first** one attaining the
     highest reward (ties therefore split in proportion to ``p0``; its exact distribution is
     ``best_of_n``). ``behaviors`` has shape ``(*batch, num_samples)``; ``cost`` is the total
-    ``SearchCost`` (``n * num_samples`` samples and verifier calls per row).
+    ``SearchCost`` (``n * num_samples`` samples and verifier calls per row). ``logp0`` and
+    ``reward`` are ``(..., n_behaviors)``; ``key`` is a ``jax.random.key``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> logp0, reward = jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0])
+    >>> y, cost = sample_best_of_n(jax.random.key(0), logp0, reward, 4, 1000)
+    >>> y.shape, int(cost.samples), int(cost.verifier_calls)
+    ((1000,), 4000, 4000)
+    >>> bool(abs(float(y.mean()) - 15 / 16) < 0.03)  # best-of-4 misses with prob 1/16
+    True
     """
     key = _checks.key(key)
-    n = _checks.integer(n, "n", minimum=1)
-    num_samples = _checks.integer(num_samples, "num_samples", minimum=1)
+    n = _checks.integer(n, "n", minimum=1, maximum=_MAX_DRAWS, why=_WHY_DRAWS)
+    num_samples = _checks.integer(
+        num_samples, "num_samples", minimum=1, maximum=_MAX_DRAWS, why=_WHY_DRAWS
+    )
     logp0, reward, _ = _prepare(logp0, reward, n)
+    rows = math.prod(logp0.shape[:-1])
+    if n * num_samples * rows > _MAX_DRAWS:
+        raise ValueError(
+            f"n * num_samples * rows = {n} * {num_samples} * {rows} = {n * num_samples * rows:,} "
+            f"draws, above {_MAX_DRAWS:,} ({_WHY_DRAWS}); use fewer samples, or the exact "
+            "`best_of_n` distribution."
+        )
     total = jnp.asarray(n * num_samples)
     return _sample_best_of_n(key, logp0, reward, n, num_samples), SearchCost(total, total)

@@ -42,14 +42,15 @@ of at least the number of prefixes it is the most probable accepted string).
 
 **Best-of-n** (``best_of_n_sequence``): ``n`` complete samples, keep an accepted one. For the
 binary verifier this is the Gibbs tilt $q \propto p\,e^{r/\beta}$ with $1/\beta = \log
-\sum_{i<n}(1-p(S))^{-i}$ (THEORY.md T12), computed exactly by the sequence dynamic program on any
-length.
+\sum_{i<n}(1-p(S))^{-i}$ (docs/theory.md T12), computed exactly by the sequence dynamic
+program on any length.
 
 Every search reports a :class:`SequenceCost` (complete strings, generated tokens, verifier calls).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -145,18 +146,36 @@ def _tree(model: sq.SequenceModel, t_auto, accepting, init_auto):
 
 
 def _expected_draws(cond, log_m, nxt, j0):
-    """E_q[sum_t 1/m_t]: C_t(j) = 1/m_t(j) + sum_y q_t(y|j) C_{t+1}(j'), 0 on dead states."""
+    """E_q[sum_t 1/m_t]: C_t(j) = 1/m_t(j) + sum_y q_t(y|j) C_{t+1}(j'), 0 on dead states.
 
-    def body(c_next, x):
+    Carried twice: directly (exact to rounding while every term is finite) and as log C, so
+    that a rare token (q ~ e^-1e4, which underflows to 0) leading to an expensive subtree
+    (1/m ~ e^1e4, which overflows) contributes its finite product instead of 0 * inf = NaN.
+    The direct value is used when it is finite (no infinite subtree; a term dropped by an
+    underflowing q is then below 1e-13 of C >= 1), the logarithmic one otherwise; ``inf``
+    only when the expected count exceeds the float range.
+    """
+
+    def body(carry, x):
+        c_next, log_c_next = carry
         cond_t, log_m_t = x
         live = log_m_t > -jnp.inf
         pos = cond_t > -jnp.inf
         q = jnp.where(pos, jnp.exp(jnp.where(pos, cond_t, 0.0)), 0.0)
-        here = jnp.where(live, jnp.exp(-jnp.where(live, log_m_t, 0.0)), 0.0)
-        return here + jnp.sum(q * c_next[nxt], axis=-1), None
+        inv_m = jnp.where(live, jnp.exp(-jnp.where(live, log_m_t, 0.0)), 0.0)
+        ahead = c_next[nxt]
+        c = inv_m + jnp.sum(jnp.where(q > 0, q * ahead, 0.0), axis=-1)
+        c = jnp.where(jnp.any(pos & (ahead == jnp.inf), axis=-1), jnp.inf, c)  # log C decides
+        here = jnp.where(live, -jnp.where(live, log_m_t, 0.0), -jnp.inf)
+        terms = jnp.where(pos, cond_t + log_c_next[nxt], -jnp.inf)
+        log_c = jnp.logaddexp(here, jax.nn.logsumexp(terms, axis=-1))
+        return (c, log_c), None
 
-    c0, _ = jax.lax.scan(body, jnp.zeros(nxt.shape[0], cond.dtype), (cond, log_m), reverse=True)
-    return c0[j0]
+    zero = jnp.zeros(nxt.shape[0], cond.dtype)
+    (c0, log_c0), _ = jax.lax.scan(
+        body, (zero, jnp.full_like(zero, -jnp.inf)), (cond, log_m), reverse=True
+    )
+    return jnp.where(jnp.isfinite(c0[j0]), c0[j0], jnp.exp(log_c0[j0]))
 
 
 @jax.jit
@@ -233,13 +252,8 @@ _beam_jit = jax.jit(_beam, static_argnums=(4, 5))
 
 # ----------------------------------------------------------------------------- validation
 def _inputs(model: Any, verifier: Any):
-    model = sq._model(model)
-    if verifier is None:
-        raise TypeError(
-            "`verifier` must be a freeenergy.sequences.Automaton (the check that accepts an "
-            "answer), got None."
-        )
-    verifier = sq._verifier(verifier, model.vocab)
+    model = sq.check_model(model)
+    verifier = sq.check_verifier(verifier, model.vocab)
     return (
         model,
         jnp.asarray(verifier.transition, jnp.int32),
@@ -275,10 +289,14 @@ def can_accept(verifier: Any, length: Any) -> jax.Array:
     >>> alive[1].tolist()  # states: 0 or 1 tokens matched, 2 matched, mismatch
     [False, True, False, False]
     """
-    if not isinstance(verifier, sq.Automaton):
-        sq._verifier(verifier, -1)
-    verifier = sq._verifier(verifier, verifier.vocab)
-    length = _checks.integer(length, "length", minimum=1)
+    verifier = sq.check_verifier(verifier)
+    length = _checks.integer(
+        length,
+        "length",
+        minimum=1,
+        maximum=max(1, sq.MAX_TABLE // verifier.num_states),
+        why=f"the table holds (length + 1) * {verifier.num_states} flags",
+    )
     return _alive_jit(
         jnp.asarray(verifier.transition, jnp.int32), jnp.asarray(verifier.accepting, bool), length
     )
@@ -309,7 +327,7 @@ def tree_search(model: Any, verifier: Any) -> tuple[sq.SequenceModel, SequenceCo
     if not _checks.is_traced(ok) and not bool(ok):
         raise _no_success(model)
     one = jnp.ones((), draws.dtype)
-    return sq._trust(searched), SequenceCost(one, draws, draws)
+    return sq.check_model(searched, "searched"), SequenceCost(one, draws, draws)
 
 
 def sample_tree_search(
@@ -323,15 +341,30 @@ def sample_tree_search(
     viable tokens carry mass ``m`` the draws until the first viable token are geometric with
     mean ``1/m`` and independent of the token accepted, so they are drawn as such (one uniform
     per position) rather than by looping.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> coin, v = sq.iid(jnp.log(jnp.array([0.5, 0.5])), 3), sq.count_at_least(2, 1, 2)
+    >>> tokens, cost = sample_tree_search(jax.random.key(0), coin, v, 5)
+    >>> tokens.shape, bool(sq.accepts(v, tokens).all()), int(cost.samples)
+    ((5, 3), True, 5)
+    >>> bool(cost.tokens >= 15) and bool(cost.verifier_calls == cost.tokens)
+    True
     """
     key = _checks.key(key)
-    num_samples = _checks.integer(num_samples, "num_samples", minimum=1)
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
+    num_samples = _checks.integer(
+        num_samples,
+        "num_samples",
+        minimum=1,
+        maximum=max(1, sq.MAX_TABLE // model.length),
+        why=f"the runs hold num_samples * length = num_samples * {model.length} tokens",
+    )
     searched, log_m, _, ok = _tree_search_jit(model, t_auto, accepting, init_auto)
     if not bool(ok):
         raise _no_success(model)
     key_tokens, key_draws = jax.random.split(key)
-    tokens = sq.sample(key_tokens, sq._trust(searched), num_samples)
+    tokens = sq.sample(key_tokens, searched, num_samples)
     draws = _draw_counts(key_draws, log_m, searched.transition, searched.initial, tokens)
     draws = draws.astype(_int_dtype())
     return tokens, SequenceCost(jnp.asarray(num_samples, _int_dtype()), draws, draws)
@@ -365,12 +398,30 @@ def beam_search(model: Any, verifier: Any, width: int, *, prune: bool = True) ->
     verifier only checks the final beams. Deterministic (ties go to the lower beam, then the
     lower token): the output — ``tokens[0]`` — has a point-mass distribution inside
     ``supp(p)``. With ``width`` at least ``vocab ** (length - 1)`` nothing is cut and the beams are
-    the ``width`` most probable accepted strings.
+    the ``width`` most probable accepted strings. ``Beams.logp`` is in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> base = sq.iid(jnp.log(jnp.array([0.6, 0.4])), 3)
+    >>> beams = beam_search(base, sq.count_at_least(2, 1, 2), 2)
+    >>> beams.tokens.tolist(), beams.accepted.tolist()
+    ([[0, 1, 1], [1, 0, 1]], [True, True])
+    >>> [round(float(x), 4) for x in beams.logp]  # log(0.6 * 0.4 * 0.4), a three-way tie
+    [-2.3434, -2.3434]
+    >>> int(beams.cost.tokens), int(beams.cost.verifier_calls)  # 2 + 4 + 4 extensions scored
+    (10, 10)
     """
-    width = _checks.integer(width, "width", minimum=1)
     if not isinstance(prune, bool):
         raise TypeError(f"`prune` must be a bool, got {prune!r}.")
     model, t_auto, accepting, init_auto = _inputs(model, verifier)
+    width = _checks.integer(
+        width,
+        "width",
+        minimum=1,
+        maximum=max(1, sq.MAX_TABLE // (model.vocab * model.length)),
+        why=f"each step scores width * vocab = width * {model.vocab} extensions of beams of "
+        f"{model.length} tokens",
+    )
     tokens, scores, accepted, scored, checks = _beam_jit(
         model, t_auto, accepting, init_auto, width, prune
     )
@@ -386,11 +437,22 @@ def best_of_n_sequence(model: Any, verifier: Any, n: Any) -> tuple[sq.SequenceMo
     Its distribution is the Gibbs tilt of the model by the verifier's reward,
     $q \propto p\,e^{\mathbb{1}[\text{accepted}]/\beta}$ with
     $1/\beta = \log\sum_{i<n}(1-p(S))^{-i}$ (``best_of_n_temperature`` on the two-level space
-    {accepted, rejected}; THEORY.md T12), computed by ``sequences.tilt`` — exact on any length.
+    {accepted, rejected}; docs/theory.md T12), computed by ``sequences.tilt`` — exact on any length.
     Returns the model itself when nothing changes (``n = 1``, or $p(S) \in \{0, 1\}$).
     ``cost``: ``n`` samples, ``n * length`` tokens, ``n`` verifier calls.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> coin, v = sq.iid(jnp.log(jnp.array([0.5, 0.5])), 3), sq.count_at_least(2, 1, 2)
+    >>> searched, cost = best_of_n_sequence(coin, v, 2)
+    >>> round(float(jnp.exp(sq.accept_logprob(searched, v))), 6)  # 1 - (1 - 1/2)^2
+    0.75
+    >>> int(cost.samples), int(cost.tokens), int(cost.verifier_calls)
+    (2, 6, 2)
     """
-    n = _checks.integer(n, "n", minimum=1)
+    n = _checks.integer(
+        n, "n", minimum=1, maximum=2**62 // (1 + 2**20), why="the token count n * length is int64"
+    )
     model, *_ = _inputs(model, verifier)
     log_s = sq.accept_logprob(model, verifier)
     log_two = jnp.stack([log_s, jnp.log(-jnp.expm1(jnp.minimum(log_s, 0.0)))])
@@ -413,18 +475,16 @@ def string_index(tokens: Any, vocab: int) -> jax.Array:
     >>> string_index([[0, 1, 1], [1, 0, 0]], 2).tolist()
     [3, 4]
     """
-    vocab = _checks.integer(vocab, "vocab", minimum=1)
-    toks = np.asarray(tokens) if not isinstance(tokens, jax.Array) else tokens
-    if not jnp.issubdtype(toks.dtype, jnp.integer) or toks.ndim < 1:
-        raise TypeError(
-            f"`tokens` must be an int array (..., length), got {_checks._describe(tokens)}."
-        )
+    vocab = _checks.integer(
+        vocab, "vocab", minimum=1, maximum=2**31, why="indices are int64: vocab ** length < 2^63"
+    )
+    toks = sq.check_tokens(tokens, vocab)
     length = int(toks.shape[-1])
-    if vocab**length > np.iinfo(np.int64).max:
-        raise ValueError(f"vocab ** length = {vocab}^{length} overflows an int64 index.")
-    if not _checks.is_traced(toks):
-        v = np.asarray(toks)
-        if v.size and (v.min() < 0 or v.max() >= vocab):
-            raise ValueError(f"`tokens` must lie in [0, {vocab}) (vocab = {vocab}).")
+    top = np.iinfo(_int_dtype()).max
+    if length * math.log2(max(vocab, 2)) >= math.log2(top) and vocab > 1:
+        raise ValueError(
+            f"vocab ** length = {vocab}^{length} strings do not fit an index of dtype "
+            f"{np.dtype(_int_dtype()).name}; use a shorter length or a smaller vocab."
+        )
     weights = jnp.asarray(vocab ** np.arange(length - 1, -1, -1), _int_dtype())
     return jnp.sum(jnp.asarray(toks).astype(_int_dtype()) * weights, axis=-1)

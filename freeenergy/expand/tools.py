@@ -113,6 +113,12 @@ class ToolModel:
         return self.model.length
 
 
+def _vocab(x: Any) -> int:
+    return _checks.integer(
+        x, "vocab", minimum=1, maximum=2**24, why="the tool's tables hold states * vocab entries"
+    )
+
+
 # ----------------------------------------------------------------------------- constructors
 def _call_prob(call_prob: Any) -> jax.Array:
     arr = _checks.to_array(call_prob, "call_prob")
@@ -133,10 +139,28 @@ def tool(
     transition: Any, outputs: Any, call_prob: Any, *, available: Any = None, initial: int = 0
 ) -> Tool:
     """A validated :class:`Tool` from its automaton, its outputs per state and its calling
-    probability (``available`` defaults to every state)."""
-    trans = sq.automaton(transition, np.zeros(np.shape(transition)[0], bool), initial)
-    out = jnp.asarray(outputs)
-    if not jnp.issubdtype(out.dtype, jnp.integer) or out.ndim != 2:
+    probability (``available`` defaults to every state).
+
+    ``transition`` is ``(num_states, vocab)`` int (the tool's automaton reading the prefix),
+    ``outputs`` ``(num_states, width)`` int (what a call writes in each state), ``available`` a
+    bool mask ``(num_states,)``, ``call_prob`` in ``[0, 1]`` (scalar or one per position).
+
+    >>> t = tool([[0, 0]], [[1]], 0.5)  # one state: every call writes token 1
+    >>> t.width, t.num_states
+    (1, 1)
+    """
+    try:
+        shape = np.shape(transition)
+    except ValueError:  # a ragged list
+        shape = ()
+    if len(shape) != 2:
+        raise ValueError(
+            "`transition` must be an integer array of shape (num_states, vocab), got "
+            f"{_checks._describe(transition)}."
+        )
+    trans = sq.automaton(transition, np.zeros(shape[0], bool), initial)
+    out = sq.check_tokens(outputs, trans.vocab, name="outputs")
+    if out.ndim != 2:
         raise TypeError(
             f"`outputs` must be an int array (num_states, width), got {_checks._describe(outputs)}."
         )
@@ -168,9 +192,9 @@ def macro(vocab: int, tokens: Any, call_prob: Any) -> Tool:
     >>> m.width, m.num_states
     (2, 1)
     """
-    vocab = _checks.integer(vocab, "vocab", minimum=1)
-    toks = np.asarray(tokens)
-    if toks.ndim != 1 or toks.size == 0 or not np.issubdtype(toks.dtype, np.integer):
+    vocab = _vocab(vocab)
+    toks = np.asarray(sq.check_tokens(tokens, vocab))
+    if toks.ndim != 1:
         raise TypeError(f"`tokens` must be a non-empty 1-D list of token ids, got {tokens!r}.")
     return tool(np.zeros((1, vocab), np.int32), toks[None, :], call_prob)
 
@@ -182,13 +206,31 @@ def prefix_solver(vocab: int, answer: Any, width: int, call_prob: Any) -> Tool:
     ``0..m``; ``m + 1`` = the prefix went wrong). In state ``j`` it writes
     ``answer[j : j + width]`` and is available when that piece exists (``j + width <= m``); after
     a wrong prefix it is unavailable (it cannot continue a wrong derivation).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> solver = prefix_solver(2, [1, 1], 1, 0.5)
+    >>> solver.width, solver.num_states  # matched 0, 1, 2 tokens; wrong prefix
+    (1, 4)
+    >>> zeros = sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2)  # the model only writes 0
+    >>> q = jnp.exp(tool_distribution(augment(zeros, solver)))
+    >>> [round(float(x), 4) for x in q]  # 00, 01, 10, 11
+    [0.5, 0.0, 0.25, 0.25]
     """
-    vocab = _checks.integer(vocab, "vocab", minimum=1)
-    width = _checks.integer(width, "width", minimum=1)
-    ans = [int(a) for a in np.asarray(answer).reshape(-1)]
+    vocab = _vocab(vocab)
+    arr = np.asarray(sq.check_tokens(answer, vocab, name="answer"))
+    if arr.ndim != 1:
+        raise ValueError(f"`answer` must be a 1-D list of token ids, got shape {arr.shape}.")
+    ans = [int(a) for a in arr]
     m = len(ans)
-    if m == 0 or width > m:
-        raise ValueError(f"need 1 <= width <= len(answer), got width {width}, answer {ans}.")
+    if (m + 2) * vocab > sq.MAX_TABLE:
+        raise ValueError(
+            f"the tool's automaton would hold (len(answer) + 2) * vocab = {(m + 2) * vocab:,} "
+            f"transitions, above {sq.MAX_TABLE:,}; use a shorter answer or a smaller vocab."
+        )
+    width = _checks.integer(
+        width, "width", minimum=1, maximum=m, why=f"the answer has {m} tokens to write"
+    )
     dead = m + 1
     trans = np.full((m + 2, vocab), dead, np.int32)
     for j in range(m):
@@ -265,8 +307,15 @@ def augment(model: Any, tool_: Tool) -> ToolModel:
     ``tool_`` a :class:`Tool` over the same vocabulary; its ``call_prob`` is a scalar or has one
     entry per position. The result has ``num_states * tool_states * width`` states and ``2 *
     vocab`` marked tokens. Concrete (non-traced) inputs only.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> zeros = sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2)  # the model only writes 0
+    >>> tm = augment(zeros, macro(2, [1], 0.5))
+    >>> tm.model.vocab, tm.vocab, tm.length  # marked tokens 2, 3 stand for 0, 1
+    (4, 2, 2)
     """
-    model = sq._model(model)
+    model = sq.check_model(model)
     if not isinstance(tool_, Tool):
         raise TypeError(f"`tool_` must be a Tool (see tool, macro), got {type(tool_).__name__}.")
     if tool_.vocab != model.vocab:
@@ -284,6 +333,14 @@ def augment(model: Any, tool_: Tool) -> ToolModel:
             "give a scalar or one probability per position."
         )
     call = np.broadcast_to(call, (model.length,))
+    states = model.num_states * tool_.num_states * tool_.width
+    entries = model.length * states * 2 * model.vocab
+    if entries > sq.MAX_TABLE:
+        raise ValueError(
+            f"the augmented model would hold length * states * 2 vocab = {model.length} * "
+            f"{states:,} * {2 * model.vocab} = {entries:,} log-probabilities, above "
+            f"sequences.MAX_TABLE = {sq.MAX_TABLE:,} (8 bytes each); use a smaller model or tool."
+        )
     dtype = model.logp.dtype
     logp, trans, init = _augment_tables(
         np.asarray(model.logp, np.float64),
@@ -308,17 +365,30 @@ def _tool_model(x: Any) -> ToolModel:
 def lift(verifier: Any, tool_model: ToolModel) -> sq.Automaton:
     """The verifier reading marked tokens as the tokens they stand for (``y`` and ``vocab + y``
     alike): ``accept_logprob(tool_model.model, lift(verifier, tool_model))`` is the exact
-    probability that the tool-augmented generator's output is accepted."""
+    probability that the tool-augmented generator's output is accepted.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> tm = augment(sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2), macro(2, [1], 0.5))
+    >>> v = lift(sq.exact_match(2, [1, 1]), tm)
+    >>> round(float(sq.accept_logprob(tm.model, v)), 4)  # log(0.5 * 0.5): two tool calls
+    -1.3863
+    """
     tm = _tool_model(tool_model)
-    verifier = sq._verifier(verifier, tm.vocab)
+    verifier = sq.check_verifier(verifier, tm.vocab)
     trans = jnp.concatenate([verifier.transition, verifier.transition], axis=1)
     return sq.automaton(trans, verifier.accepting, int(verifier.initial))
 
 
 def unmark(tokens: Any, vocab: int) -> jax.Array:
-    """Marked tokens back to the original ones: ``tokens % vocab``."""
-    vocab = _checks.integer(vocab, "vocab", minimum=1)
-    return jnp.asarray(tokens) % vocab
+    """Marked tokens back to the original ones: ``tokens % vocab`` (same shape, int32).
+
+    >>> import jax.numpy as jnp
+    >>> unmark(jnp.array([0, 3, 1, 2]), 2).tolist()
+    [0, 1, 1, 0]
+    """
+    vocab = _vocab(vocab)
+    return sq.check_tokens(tokens, 2 * vocab) % vocab
 
 
 def _segment_logsumexp(values, segments, num_segments):
@@ -358,16 +428,33 @@ def tool_logprob(tool_model: ToolModel, tokens: Any) -> jax.Array:
     r"""$\log q(y)$ of original strings under the tool-augmented generator, summed over every
     way of writing them (each token by the model or by a tool call):
     $q(y) = \sum_{c\in\{0,1\}^L} p_{\rm aug}(c\cdot V + y)$, by a forward recursion over the
-    augmented states. ``tokens`` is ``(..., length)`` over the original vocabulary."""
+    augmented states. ``tokens`` is ``(..., length)`` over the original vocabulary; returns
+    shape ``(...)``, in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> tm = augment(sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2), macro(2, [1], 0.5))
+    >>> [round(float(x), 4) for x in tool_logprob(tm, jnp.array([[1, 1], [0, 1]]))]  # log 1/4
+    [-1.3863, -1.3863]
+    """
     tm = _tool_model(tool_model)
-    toks = sq._tokens(tokens, tm.length, tm.vocab)
+    toks = sq.check_tokens(tokens, tm.vocab, tm.length)
     return _tool_logprob_jit(tm.model, tm.vocab, toks)
 
 
 def tool_distribution(tool_model: ToolModel) -> jax.Array:
     """The tool-augmented generator as a flat distribution over the ``vocab ** length`` original
     strings, in the order of ``sequences.strings`` (small spaces only): ``tool_logprob`` of
-    every string. It sums to one (every augmented string maps to exactly one original string)."""
+    every string. It sums to one (every augmented string maps to exactly one original string).
+    Shape ``(vocab ** length,)``, log-probabilities in nats.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> zeros = sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2)  # supp(p0) = {00}
+    >>> q = jnp.exp(tool_distribution(augment(zeros, macro(2, [1], 0.5))))
+    >>> [round(float(x), 4) for x in q]  # the tool creates support: each token 1 w.p. 1/2
+    [0.25, 0.25, 0.25, 0.25]
+    """
     tm = _tool_model(tool_model)
     return _tool_logprob_jit(tm.model, tm.vocab, sq.strings(tm.vocab, tm.length))
 
@@ -375,7 +462,14 @@ def tool_distribution(tool_model: ToolModel) -> jax.Array:
 def expected_calls(tool_model: ToolModel) -> jax.Array:
     r"""Expected number of tool calls per output: $\mathbb{E}[\#\text{tool-written tokens}] /
     \text{width}$ (every call writes its whole output), by the sequence expected-energy recursion
-    with energy $-1$ on marked tokens."""
+    with energy $-1$ on marked tokens. Returns a scalar (calls per output string).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy import sequences as sq
+    >>> tm = augment(sq.iid(jnp.log(jnp.array([1.0, 0.0])), 2), macro(2, [1], 0.5))
+    >>> round(float(expected_calls(tm)), 4)  # 2 positions * 0.5
+    1.0
+    """
     tm = _tool_model(tool_model)
     vocab = tm.vocab
     step = jnp.concatenate(

@@ -2,19 +2,21 @@
 
 On an explicit distribution every method can be run two ways — on finite samples, as in
 practice, or on exact expectations — and watched converging (or not) to the exact Gibbs answer
-``gibbs(logp0, -reward, beta)`` of THEORY.md.
+``gibbs(logp0, -reward, beta)`` of docs/theory.md.
 
 * policies (params → log-probs): ``tabular``, ``log_linear``, ``shared``, ``flat_policy``;
 * objectives: ``sft``, ``reinforce``, ``rloo``, ``grpo``, ``ppo``, ``dpo`` (``mode="exact"`` or
   ``"sampled"``); KL estimators ``kl_estimate`` and their exact ``kl_estimator_stats``;
 * the loop: ``make_trainer`` (optionally natural gradient), ``make_mirror_descent``, ``run``, and
-  ``run_seeds`` (many seeds, spread over devices with ``jax.sharding``).
+  ``run_seeds`` (many seeds, spread over devices with ``jax.sharding``); a run whose result holds
+  NaN raises ``TrainingDiverged``, naming the first NaN step and its cause.
 """
 
 from .kl import KL_ESTIMATORS, KLEstimatorStats, kl_estimate, kl_estimator_stats
 from .loop import (
     Info,
     Trainer,
+    TrainingDiverged,
     TrainState,
     check_batch,
     make_mirror_descent,
@@ -64,6 +66,7 @@ __all__ = [
     "TrainState",
     "Info",
     "Trainer",
+    "TrainingDiverged",
     "make_trainer",
     "make_mirror_descent",
     "run",

@@ -17,11 +17,11 @@ prompts):
 * ``loss`` — the objective's reported value at the first update (``+inf`` for an SFT or DPO
   target outside the policy's support);
 * ``expected_reward`` — $\mathbb{E}_q[r]$;
-* ``kl_reference`` — $\mathrm{KL}(q\|p_0)$;
+* ``kl_reference`` — $\mathrm{KL}(q\|p_0)$ (nats);
 * ``kl_target`` — $\mathrm{KL}(q^*\|q)$ to the objective's exact answer $q^*$ (``target``): the
   Gibbs tilt ``gibbs(p0, -r, beta)`` for RL and DPO, $d\,w/Z$ for SFT. ``+inf`` exactly when
-  $q^*$ has mass the policy cannot reach (a singular target);
-* ``entropy`` — $H(q)$;
+  $q^*$ has mass the policy cannot reach (a singular target); nats;
+* ``entropy`` — $H(q)$ (nats);
 * ``pass_at_k`` — ``(len(ks),)`` exact pass@k, $1-(1-q(C))^k$, of the ``correct`` set (default:
   the behaviors of maximal reward on ``supp(p0)``);
 * ``accessible`` — $|A_{N,1/2}(q)|$ at budget ``N`` (default ``max(ks)``);
@@ -32,6 +32,7 @@ prompts):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -52,6 +53,7 @@ __all__ = [
     "TrainState",
     "Info",
     "Trainer",
+    "TrainingDiverged",
     "make_trainer",
     "make_mirror_descent",
     "run",
@@ -72,7 +74,11 @@ class TrainState(NamedTuple):
 
 
 class Info(NamedTuple):
-    """Diagnostics of one step (see the module docstring); never fed back into training."""
+    """Diagnostics of one step (see the module docstring); never fed back into training.
+
+    Scalars per step (``pass_at_k``: ``(len(ks),)``); ``run`` stacks them along a leading steps
+    axis. ``loss``, ``kl_reference``, ``kl_target`` and ``entropy`` are in nats.
+    """
 
     loss: jax.Array
     expected_reward: jax.Array
@@ -93,6 +99,24 @@ class Trainer(NamedTuple):
     policy: Policy
     objective: Objective | None
     ks: tuple[int, ...]
+    diagnose: Callable | None = None
+
+
+class TrainingDiverged(ValueError):
+    """Raised by ``run`` and ``run_seeds`` when training produced NaN (see ``run``).
+
+    Attributes: ``step`` (0-based index of the first step whose ``Info`` holds NaN), ``seed``
+    (index into ``keys`` for ``run_seeds``, else None), ``cause`` (one sentence), and the whole
+    result as ``state`` and ``infos``, for inspection.
+    """
+
+    def __init__(self, message, *, step, seed, cause, state, infos):
+        super().__init__(message)
+        self.step = step
+        self.seed = seed
+        self.cause = cause
+        self.state = state
+        self.infos = infos
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -107,13 +131,14 @@ def _metrics(logq, logp0, target, reward, correct, ks, budget):
     if correct is None:
         rmax = jnp.max(jnp.where(logp0 > -jnp.inf, r, -jnp.inf), axis=-1, keepdims=True)
         correct = (r == rmax) & (logp0 > -jnp.inf)
-    pos_q = logq > -jnp.inf
+    # NaN counts as "positive" so that a NaN policy gives NaN metrics (never a silent 0).
+    pos_q = logq != -jnp.inf
     pos_t = target > -jnp.inf
     lq = jnp.where(pos_q, logq, 0.0)
     q = jnp.where(pos_q, jnp.exp(lq), 0.0)
     lt = jnp.where(pos_t, target, 0.0)
     t = jnp.where(pos_t, jnp.exp(lt), 0.0)
-    # Accessible: 1 - (1 - q)^N >= 1/2  <=>  q >= 1 - 2^(-1/N)  (THEORY.md §2).
+    # Accessible: 1 - (1 - q)^N >= 1/2  <=>  q >= 1 - 2^(-1/N)  (docs/theory.md §2).
     log_threshold = jnp.log(-jnp.expm1(-jnp.log(2.0) / jnp.asarray(budget, dtype)))
 
     def total(x):
@@ -159,16 +184,46 @@ def _natural(policy: Policy, params: Any, grads: Any, damping: float) -> Any:
 
 
 # ----------------------------------------------------------------------------- validation
+#: Largest ``num_steps`` of one run, and of all seeds of ``run_seeds`` together.
+MAX_STEPS = 2**24
+#: Largest number of pass@k budgets ``ks``.
+MAX_KS = 1024
+#: Largest ``batch_size`` of ``run_seeds``.
+MAX_SEED_BATCH = 2**16
+_STEPS_WHY = (
+    "every step stores its Info record, about 100 bytes, and its PRNG key is split in advance"
+)
+
+
 def _ks(ks: Any) -> tuple[int, ...]:
     if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
         ks = (ks,)
     if not isinstance(ks, (tuple, list)) or len(ks) == 0:
         raise TypeError(f"`ks` must be a non-empty tuple of whole numbers >= 1, got {ks!r}.")
-    return tuple(_checks.integer(k, "ks", minimum=1) for k in ks)
+    if len(ks) > MAX_KS:
+        raise ValueError(
+            f"`ks` has {len(ks)} entries; at most {MAX_KS} (every step stores pass@k for each)."
+        )
+    return tuple(
+        _checks.integer(
+            k, "ks", minimum=1, maximum=2**53, why="pass@k = 1 - (1 - q(C))^k takes k as a float"
+        )
+        for k in ks
+    )
 
 
 def _shape_of(policy: Policy) -> tuple[tuple[int, ...], Any]:
     out = jax.eval_shape(lambda k: policy.logprobs(policy.init(k)), jax.random.key(0))
+    if (
+        not hasattr(out, "shape")
+        or len(out.shape) == 0
+        or out.shape[-1] == 0
+        or not jnp.issubdtype(out.dtype, jnp.floating)
+    ):
+        raise TypeError(
+            "`policy.logprobs(policy.init(key))` must be a float array of shape (..., n) with "
+            f"n >= 1 (log-probabilities over the behaviors), got {out}."
+        )
     return tuple(out.shape), out.dtype
 
 
@@ -177,6 +232,12 @@ def _check_policy(policy: Any) -> Policy:
         raise TypeError(
             f"`policy` must be a freeenergy.train.Policy (e.g. `tabular(logp0)`), got "
             f"{type(policy).__name__}."
+        )
+    missing = [name for name, f in policy._asdict().items() if not callable(f)]
+    if missing:
+        raise TypeError(
+            f"`policy` fields {missing} are not callables; a Policy holds the four functions "
+            "init(key), logprobs(params), sample(key, params, num), log_prob(params, behaviors)."
         )
     return policy
 
@@ -207,7 +268,29 @@ def _budget(budget: Any, ks: tuple[int, ...]) -> float:
 
 
 def check_batch(trainer: Trainer, batch: Any) -> Batch:
-    """Validate a ``Batch`` for ``trainer`` (shapes always; values when concrete)."""
+    """Validate a ``Batch`` for ``trainer`` (shapes always; values when concrete).
+
+    ``batch.reward`` must be finite with one entry per behavior, shape ``(..., n)``
+    broadcasting against the policy's ``(..., n)``; the other fields as the objective requires
+    (see ``Batch``). Returns the checked ``Batch``; raises ``TypeError``/``ValueError``
+    otherwise.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, reinforce, tabular
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.3, 0.2]))), reinforce(),
+    ...                        optax.sgd(0.1))
+    >>> type(check_batch(trainer, Batch(jnp.array([1.0, 0.0, 0.0]), 1.0))).__name__
+    'Batch'
+    >>> check_batch(trainer, Batch(jnp.zeros(4), 1.0))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `batch.reward` has shape (4,) but the policy has 3 behaviors ...
+    """
+    if not isinstance(trainer, Trainer):
+        raise TypeError(
+            f"`trainer` must be a Trainer from make_trainer/make_mirror_descent, got "
+            f"{type(trainer).__name__}."
+        )
     if not isinstance(batch, Batch):
         raise TypeError(
             f"`batch` must be a freeenergy.train.Batch(reward, beta, data, samples), got "
@@ -234,6 +317,17 @@ def check_batch(trainer: Trainer, batch: Any) -> Batch:
             "in finite steps, so a -inf reward makes the objective -inf). Exclude a behavior by "
             "giving it -inf in the policy's base `logp0` instead."
         )
+    if not _checks.is_traced(reward):
+        largest = float(np.max(np.abs(np.asarray(reward, dtype=np.float64))))
+        limit = float(np.sqrt(np.finfo(dtype).max)) / 4
+        if largest > limit:
+            raise ValueError(
+                f"`batch.reward` reaches magnitude {largest:.6g}, too large for training in "
+                f"{np.dtype(dtype).name} (at most {limit:.6g}): squares of rewards and "
+                "advantages (GRPO's group variance, Adam's second moment) would overflow and "
+                "silently zero the update. Rescale the reward (r/c at beta/c has the same Gibbs "
+                "target)."
+            )
     beta = _checks.to_array(batch.beta, "batch.beta")
     if beta.ndim != 0:
         raise ValueError(
@@ -332,6 +426,8 @@ def make_trainer(
     damping = _checks.scalar(damping, "damping")
     if damping < 0:
         raise ValueError(f"`damping` must be >= 0, got {damping!r}.")
+    _check_memory(policy, objective, shape, natural_gradient)
+    _probe_optimizer(optimizer, policy)
 
     def init(key):
         params = policy.init(key)
@@ -378,7 +474,86 @@ def make_trainer(
         new_state = TrainState(params, state.reference, opt_state, extra, state.count + 1)
         return new_state, info
 
-    return Trainer(jax.jit(init), jax.jit(step), policy, objective, ks)
+    def diagnose(key, state, batch):
+        """Which stage of one step (from a finite ``state``) first produces NaN or inf."""
+        rollout, _ = objective.prepare(
+            key, policy, state.params, state.reference, batch, state.extra, state.count
+        )
+        fields = rollout._asdict() if hasattr(rollout, "_asdict") else {"rollout": rollout}
+        grad_fn = jax.grad(lambda p: objective.loss(policy, p, rollout), has_aux=True)
+        grads, _ = grad_fn(state.params)
+        if natural_gradient:
+            grads = _natural(policy, state.params, grads, damping)
+        updates, _ = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return dict(
+            rollout={k: _has_nan(v) for k, v in fields.items() if v is not None},
+            gradient=_has_nonfinite(grads),
+            update=_has_nonfinite(updates),
+            params=_has_nan(params) | _has_nan(policy.logprobs(params)),
+        )
+
+    return Trainer(jax.jit(init), jax.jit(step), policy, objective, ks, jax.jit(diagnose))
+
+
+def _float_leaves(tree: Any) -> list:
+    return [
+        x
+        for x in jax.tree_util.tree_leaves(tree)
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
+    ]
+
+
+def _has_nan(tree: Any) -> jax.Array:
+    return jnp.any(jnp.array([jnp.any(jnp.isnan(x)) for x in _float_leaves(tree)] + [False]))
+
+
+def _has_nonfinite(tree: Any) -> jax.Array:
+    return jnp.any(jnp.array([jnp.any(~jnp.isfinite(x)) for x in _float_leaves(tree)] + [False]))
+
+
+#: Largest number of entries of the dense arrays a training step builds: the exact Fisher matrix
+#: and Jacobian of ``natural_gradient`` and the pair table of exact DPO.
+MAX_STEP_ENTRIES = 2**28
+
+
+def _check_memory(policy, objective, shape, natural_gradient) -> None:
+    """Refuse a trainer whose dense per-step arrays would not fit in memory (8 bytes an entry)."""
+    rows, n = math.prod(shape[:-1]), shape[-1]
+    if natural_gradient:
+        params = jax.eval_shape(policy.init, jax.random.key(0))
+        d = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params))
+        entries = d * d + rows * n * d
+        if entries > MAX_STEP_ENTRIES:
+            raise ValueError(
+                f"`natural_gradient=True` builds the exact d × d Fisher matrix and the "
+                f"(prompts · n) × d Jacobian: d = {d:,} parameters, {rows:,} × {n:,} "
+                f"log-probabilities, {entries:,} entries, more than {MAX_STEP_ENTRIES:,} "
+                "(8 bytes each). Use natural_gradient=False or a policy with fewer parameters."
+            )
+    if objective.name == "dpo" and objective.mode == "exact" and rows * n * n > MAX_STEP_ENTRIES:
+        raise ValueError(
+            f"exact-mode DPO sums over all {n:,} × {n:,} pairs of behaviors for {rows:,} prompts: "
+            f"{rows * n * n:,} entries, more than {MAX_STEP_ENTRIES:,} (8 bytes each). Use "
+            "`dpo('sampled')` on a space this large."
+        )
+
+
+def _probe_optimizer(optimizer: Any, policy: Policy) -> None:
+    """Refuse an optimizer whose first update of a gradient of ones is not finite: a NaN or
+    infinite learning rate (or schedule value) would otherwise turn training into NaN."""
+    try:
+        params = policy.init(jax.random.key(0))
+        ones = jax.tree_util.tree_map(jnp.ones_like, params)
+        updates, _ = optimizer.update(ones, optimizer.init(params), params)
+    except TypeError:  # an optimizer that needs extra arguments: nothing to probe
+        return
+    if bool(_has_nonfinite(updates)):
+        raise ValueError(
+            "`optimizer` turns a finite gradient into a NaN or infinite update at its first step: "
+            "its learning rate (or another hyperparameter) is NaN or infinite. Give a finite "
+            "learning rate, e.g. `optax.adam(1e-2)`."
+        )
 
 
 def make_mirror_descent(
@@ -397,12 +572,24 @@ def make_mirror_descent(
 
     The log-ratio to the target contracts by $(1 - \eta\beta)$ per step (converges for
     $0 < \eta\beta < 2$; $\eta\beta = 1$ lands on ``gibbs(p0, -r, β)`` in one step). With
-    ``beta = 0`` ``T`` steps equal one tilt at temperature $1/(T\eta)$ (THEORY.md T3). The state's
-    ``params`` are the log-probabilities themselves; the batch is ``Batch(reward, beta)``.
+    ``beta = 0`` ``T`` steps equal one tilt at temperature $1/(T\eta)$ (docs/theory.md T3). The
+    state's ``params`` are the log-probabilities themselves (nats, shape of ``logp0``); the batch
+    is ``Batch(reward, beta)``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from freeenergy.train import Batch, run
+    >>> trainer = make_mirror_descent(jnp.log(jnp.array([0.5, 0.3, 0.2])), step_size=1.0)
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0, 0.0]), 1.0), 1)
+    >>> [round(float(x), 4) for x in jnp.exp(state.params)]  # eta * beta = 1: the Gibbs tilt
+    [0.7311, 0.1614, 0.1076]
+    >>> abs(float(info.kl_target[-1])) < 1e-6
+    True
     """
     logp0 = _checks.logp(logp0, "logp0")
     logp0 = logp0.astype(_checks._float_dtype(logp0))
-    eta = float(_checks.positive(step_size, "step_size"))
+    eta = _checks.scalar(step_size, "step_size")
+    if not (np.isfinite(eta) and eta > 0):
+        raise ValueError(f"`step_size` must be finite and > 0, got {eta!r}.")
     ks = _ks(ks)
     budget = _budget(budget, ks)
     correct = _correct(correct, tuple(logp0.shape))
@@ -471,9 +658,36 @@ def run(trainer: Trainer, key: jax.Array, batch: Batch, num_steps: int):
         seeds = jax.random.split(jax.random.key(0), 8)
         jax.vmap(lambda k: run(trainer, k, batch, 100))(seeds)                # over seeds
         jax.vmap(lambda b: run(trainer, key, Batch(reward, b), 100))(betas)  # over beta
+
+    ``num_steps`` is at most ``MAX_STEPS`` (``2**24``).
+
+    **NaN is an error.** When the result holds NaN (in any ``Info`` field or the parameters) —
+    a NaN learning-rate schedule, a ``reward_fn`` returning NaN or ``±inf``, an update too large
+    for the reward's scale — ``run`` raises ``TrainingDiverged`` naming the first step whose
+    ``Info`` is NaN and the stage of that step that produced it (the rewards, the gradient, the
+    optimizer's update, or the updated policy), found by replaying the run up to that step. The
+    result is attached to the error (``err.state``, ``err.infos``). ``+inf`` is not an error: it
+    is the reported loss and KL of a target outside the policy's support. Under a caller's
+    ``jit``/``vmap`` nothing is concrete and the check is skipped.
+
+    The ``Info`` fields are ``(num_steps,)`` arrays (``pass_at_k``: ``(num_steps, len(ks))``);
+    losses, KLs and entropies are in nats.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, rloo, tabular
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.5]))), rloo(num_samples=4),
+    ...                        optax.sgd(0.5))
+    >>> state, infos = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0]), 0.0), 20)
+    >>> infos.loss.shape, infos.pass_at_k.shape
+    ((20,), (20, 3))
+    >>> bool(infos.expected_reward[-1] > 0.5)  # more mass on the rewarded behavior
+    True
     """
     num_steps, batch = _run_arguments(trainer, num_steps, batch)
-    return _run(trainer, _checks.key(key), batch, num_steps)
+    key = _checks.key(key)
+    out = _run(trainer, key, batch, num_steps)
+    _check_finite(trainer, key, batch, num_steps, out, seed=None)
+    return out
 
 
 def _run_arguments(trainer: Any, num_steps: Any, batch: Any) -> tuple[int, Batch]:
@@ -483,13 +697,125 @@ def _run_arguments(trainer: Any, num_steps: Any, batch: Any) -> tuple[int, Batch
             f"`trainer` must be a Trainer from make_trainer/make_mirror_descent, got "
             f"{type(trainer).__name__}."
         )
-    num_steps = _checks.integer(num_steps, "num_steps", minimum=1)
+    num_steps = _checks.integer(
+        num_steps, "num_steps", minimum=1, maximum=MAX_STEPS, why=_STEPS_WHY
+    )
     return num_steps, check_batch(trainer, batch)
+
+
+@partial(jax.jit, static_argnames=("trainer", "num_steps", "steps"))
+def _replay(trainer, key, batch, num_steps, steps):
+    """The state after the first ``steps`` steps of ``_run(trainer, key, batch, num_steps)``
+    and the key of the next step."""
+    if trainer.objective.mode == "exact":
+        state = trainer.init(key)
+        state, _ = jax.lax.scan(lambda s, _: trainer.step(key, s, batch), state, None, length=steps)
+        return state, key
+    keys = jax.random.split(key, num_steps + 1)
+    state = trainer.init(keys[0])
+    state, _ = jax.lax.scan(lambda s, k: trainer.step(k, s, batch), state, keys[1 : steps + 1])
+    return state, keys[steps + 1]
+
+
+_REWARD_FIELDS = ("advantage", "zero_signal")
+
+
+def _cause(trainer: Trainer, key: jax.Array, batch: Batch, num_steps: int, step: int) -> str:
+    """One sentence on which stage of step ``step`` turned a finite state into NaN."""
+    if trainer.diagnose is None:
+        return (
+            "the mirror-descent step overflowed (reward / step_size too large for the "
+            "floating-point range); use a smaller `step_size`"
+        )
+    state, step_key = _replay(trainer, key, batch, num_steps, step)
+    if bool(_has_nan(state.params)):
+        return "the replayed run was already NaN before that step; replay it with `trainer.step`"
+    found = jax.tree_util.tree_map(bool, trainer.diagnose(step_key, state, batch))
+    bad = [name for name, nan in found["rollout"].items() if nan]
+    if any(name in _REWARD_FIELDS for name in bad):
+        return (
+            "the rewards or advantages of that step's draws are not finite: a `reward_fn` "
+            "returned NaN or ±inf (rewards must be finite real numbers), or the rewards are too "
+            "large for r - E[r] (rescale them)"
+        )
+    if bad:
+        return (
+            f"the step's data ({', '.join(bad)}) holds NaN although the parameters are finite: "
+            "the policy's `sample`/`log_prob` returned NaN"
+        )
+    if found["gradient"]:
+        return (
+            f"the gradient of the {trainer.objective.name} loss is not finite although the "
+            "parameters and the step's data are (the loss overflowed: rescale the reward or "
+            "raise `batch.beta`)"
+        )
+    if found["update"]:
+        return (
+            "the optimizer turned a finite gradient into a NaN or infinite update: check its "
+            "learning rate (NaN or infinite, or a schedule that reaches such a value)"
+        )
+    if found["params"]:
+        return (
+            "a finite update made the parameters or the policy's log-probabilities NaN (the "
+            "learning rate is too large for the reward's scale, or `logprobs` overflows)"
+        )
+    return "the replayed step stayed finite; replay the run step by step with `trainer.step`"
+
+
+def _check_finite(trainer, key, batch, num_steps, out, *, seed):
+    """Raise ``TrainingDiverged`` when ``out = (state, infos)`` holds NaN (concrete values only).
+
+    ``infos`` leaves have a leading step axis (and a seed axis before it when ``seed`` is
+    ``"all"``: then ``key`` is the array of keys)."""
+    state, infos = out
+    leaves = _float_leaves(infos) + _float_leaves(state.params)
+    if _checks.is_traced(*leaves):
+        return
+    many = seed == "all"
+    shape = (len(key), num_steps) if many else (num_steps,)
+    nan = np.zeros(shape, bool)
+    fields = []
+    for name, value in infos._asdict().items():
+        v = np.isnan(np.asarray(value)).reshape(*shape, -1).any(axis=-1)
+        if v.any():
+            fields.append(name)
+        nan |= v
+    params_nan = np.zeros(shape[:-1], bool)
+    for leaf in _float_leaves(state.params):
+        params_nan |= np.isnan(np.asarray(leaf)).reshape(*shape[:-1], -1).any(axis=-1)
+    nan[..., -1] |= params_nan
+    if not nan.any():
+        return
+    if many:
+        seeds_bad = np.flatnonzero(nan.any(axis=-1))
+        seed_index = int(seeds_bad[0])
+        step = int(np.argmax(nan[seed_index]))
+        run_key = key[seed_index]
+        where = f" (seed {seed_index} of {len(key)}; {len(seeds_bad)} seeds diverged)"
+    else:
+        seed_index = None
+        step = int(np.argmax(nan))
+        run_key = key
+        where = ""
+    try:
+        cause = _cause(trainer, run_key, batch, num_steps, step)
+    except Exception as err:  # the diagnosis must never hide the divergence itself
+        cause = f"not isolated (replaying the step raised {type(err).__name__}: {err})"
+    what = f"NaN in Info.{', Info.'.join(fields)}" if fields else "NaN parameters"
+    raise TrainingDiverged(
+        f"training produced NaN at step {step} of {num_steps}{where}: {what}. Cause: {cause}. "
+        "The result is attached to this error as `.state` and `.infos`.",
+        step=step,
+        seed=seed_index,
+        cause=cause,
+        state=state,
+        infos=infos,
+    )
 
 
 def _seed_keys(keys: Any) -> jax.Array:
     """A batch of PRNG keys: typed keys of shape ``(S,)`` or legacy uint32 keys ``(S, 2)``."""
-    keys = _checks.key(keys, "keys")
+    keys = _checks.key(keys, "keys", single=False)
     typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
     if keys.ndim != (1 if typed else 2) or keys.shape[0] == 0:
         raise ValueError(
@@ -528,7 +854,9 @@ def run_seeds(
     ``lax.map`` runs ``batch_size`` seeds at a time as one ``vmap`` (larger batches amortize
     per-kernel overhead; smaller ones keep a batch's parameters and optimizer state in cache —
     on a CPU, 1 is usually fastest). When ``S`` is not a multiple of the number of devices the
-    last key is repeated to fill the mesh and the extra runs are dropped.
+    last key is repeated to fill the mesh and the extra runs are dropped. ``S · num_steps`` is at
+    most ``MAX_STEPS``; a seed that produces NaN raises ``TrainingDiverged`` as in ``run`` (its
+    ``seed`` attribute is the index of the first such key).
 
     JAX sees a CPU as one device unless told otherwise: to use every core, call
     ``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX first runs
@@ -545,7 +873,20 @@ def run_seeds(
     """
     num_steps, batch = _run_arguments(trainer, num_steps, batch)
     keys = _seed_keys(keys)
-    batch_size = _checks.integer(batch_size, "batch_size", minimum=1)
+    if keys.shape[0] * num_steps > MAX_STEPS:
+        raise ValueError(
+            f"`num_steps` = {num_steps} for each of {keys.shape[0]} keys is too large: "
+            f"len(keys) * num_steps must be at most {MAX_STEPS:,} ({_STEPS_WHY}). Use fewer "
+            "steps or fewer keys."
+        )
+    batch_size = _checks.integer(
+        batch_size,
+        "batch_size",
+        minimum=1,
+        maximum=MAX_SEED_BATCH,
+        why="that many runs are vectorized at once, each with its own parameters and optimizer "
+        "state in memory",
+    )
     devices = jax.devices() if devices is None else devices
     if not isinstance(devices, (list, tuple)) or not devices:
         raise TypeError(
@@ -566,4 +907,5 @@ def run_seeds(
     out = _run_seeds(trainer, keys, batch, num_steps, min(batch_size, padded // count), mesh)
     if padded != seeds:
         out = jax.tree_util.tree_map(lambda x: x[:seeds], out)
+    _check_finite(trainer, keys[:seeds], batch, num_steps, out, seed="all")
     return out

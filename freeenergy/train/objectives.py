@@ -119,13 +119,25 @@ def _prob(logq: jax.Array) -> jax.Array:
 
 
 def _mode(mode: Any) -> str:
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}.")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}, got {_checks._describe(mode)}.")
     return mode
 
 
+#: Largest number of draws per prompt and step (sampled rollouts, demonstrations, pairs).
+MAX_SAMPLES = 2**20
+#: Largest number of optimizer updates on one step's data.
+MAX_EPOCHS = 2**16
+
+
 def _epochs(epochs: Any) -> int:
-    return _checks.integer(epochs, "epochs", minimum=1)
+    return _checks.integer(
+        epochs,
+        "epochs",
+        minimum=1,
+        maximum=MAX_EPOCHS,
+        why="every step runs that many optimizer updates and stores the loss of each",
+    )
 
 
 def _clip(clip: Any) -> float | None:
@@ -141,12 +153,14 @@ def _clip(clip: Any) -> float | None:
 
 
 def _kl_options(kl: Any, kl_in: Any) -> tuple[str | None, str]:
-    if kl is not None and kl != "exact" and kl not in KL_ESTIMATORS:
-        raise ValueError(f"`kl` must be None, 'exact' or one of {KL_ESTIMATORS}, got {kl!r}.")
+    if kl is not None and (not isinstance(kl, str) or kl not in ("exact", *KL_ESTIMATORS)):
+        raise ValueError(
+            f"`kl` must be None, 'exact' or one of {KL_ESTIMATORS}, got {_checks._describe(kl)}."
+        )
     if kl_in is None:
         kl_in = "loss" if kl in (None, "exact", "k2", "k3") else "reward"
-    if kl_in not in ("reward", "loss"):
-        raise ValueError(f"`kl_in` must be 'reward' or 'loss', got {kl_in!r}.")
+    if not isinstance(kl_in, str) or kl_in not in ("reward", "loss"):
+        raise ValueError(f"`kl_in` must be 'reward' or 'loss', got {_checks._describe(kl_in)}.")
     if kl == "exact" and kl_in == "reward":
         raise ValueError(
             "`kl='exact'` is the KL(q||p0) term of the loss, differentiated exactly; it has no "
@@ -204,14 +218,26 @@ def all_equal_probability(logq: Any, reward: Any, group_size: int) -> jax.Array:
     r"""Exact probability that ``group_size`` i.i.d. draws from ``q`` all have the same reward:
     $\sum_v q(r = v)^G = \sum_y q(y)\,q(r = r(y))^{G-1}$ (per prompt) — the probability that a
     GRPO group carries no reward signal (for a binary reward with success mass $p$:
-    $(1-p)^G + p^G$)."""
+    $(1-p)^G + p^G$). ``logq`` and ``reward`` are ``(..., n)``; the result is ``(...)``.
+
+    >>> import jax.numpy as jnp
+    >>> logq = jnp.log(jnp.array([0.5, 0.5]))
+    >>> round(float(all_equal_probability(logq, jnp.array([1.0, 0.0]), 4)), 6)  # 2 * 0.5^4
+    0.125
+    """
+    group_size = _checks.integer(
+        group_size,
+        "group_size",
+        minimum=1,
+        maximum=2**53,
+        why="the power q(r = v)^(G-1) takes G - 1 as a float, exact only up to 2^53",
+    )
     if not _checks.is_traced(logq, reward):
         logq = _checks.logp(logq, "logq")
         reward = _checks.energy(reward, "reward", sign=-1)
         _checks.same_last_axis("logq", logq, "reward", reward)
-        group_size = _checks.integer(group_size, "group_size", minimum=1)
     m = _level_mass(logq, reward)
-    return jnp.sum(_prob(logq) * m ** (group_size - 1), axis=-1)
+    return jnp.sum(_prob(logq) * m ** float(group_size - 1), axis=-1)
 
 
 def _group_all_equal(r: jax.Array) -> jax.Array:
@@ -262,9 +288,9 @@ def _policy_gradient(
 ) -> Objective:
     """The shared machinery of REINFORCE, RLOO, GRPO and PPO-clip."""
 
-    def rewards_at(batch, behaviors):
+    def rewards_at(batch, behaviors, like):
         if reward_fn is not None:
-            return reward_fn(batch, behaviors)
+            return _call_reward_fn(reward_fn, batch, behaviors, like)
         return _gather(jnp.asarray(batch.reward), behaviors)
 
     def init_extra(logp0):
@@ -298,12 +324,17 @@ def _policy_gradient(
         y = policy.sample(key, params, num_samples)
         old_logp = policy.log_prob(params, y)
         ref_logp = policy.log_prob(reference, y)
-        r = rewards_at(batch, y).astype(old_logp.dtype)
+        r = rewards_at(batch, y, old_logp).astype(old_logp.dtype)
         zero = jnp.mean(_group_all_equal(r))
         r_eff = r
         if kl in KL_ESTIMATORS and kl_in == "reward":
             r_eff = r - beta * _kl_terms(old_logp, ref_logp, kl)
         adv, extra = advantages_sampled(r_eff, extra, count)
+        # A non-finite reward (from `reward_fn`) poisons its group's advantages with NaN instead
+        # of being silently dropped by the zero-std rule, so `run` can report it.
+        finite = jnp.all(jnp.isfinite(r), axis=-1, keepdims=True)
+        adv = jnp.where(finite, adv, jnp.nan)
+        zero = jnp.where(jnp.all(finite), zero, jnp.nan)
         ref_full = policy.logprobs(reference) if kl == "exact" else None
         rollout = _SampledRollout(y, old_logp, ref_logp, adv, beta, zero, ref_full)
         return _sg(rollout), extra
@@ -377,7 +408,38 @@ def _kl_full(logq: jax.Array, logp0: jax.Array) -> jax.Array:
 
 
 def _num_samples(num_samples: Any, minimum: int = 1) -> int:
-    return _checks.integer(num_samples, "num_samples", minimum=minimum)
+    return _checks.integer(
+        num_samples,
+        "num_samples",
+        minimum=minimum,
+        maximum=MAX_SAMPLES,
+        why="each step holds the draws of every prompt with their log-probabilities and "
+        "advantages in memory, about 32 bytes a draw",
+    )
+
+
+def _call_reward_fn(reward_fn: Callable, batch: Any, behaviors: Any, like: jax.Array) -> jax.Array:
+    """``reward_fn(batch, behaviors)``, checked to give one real reward per draw (shape of
+    ``like``, the draws' log-probabilities). Shapes and dtypes are static: this raises under
+    ``jit`` too."""
+    r = reward_fn(batch, behaviors)
+    try:
+        r = jnp.asarray(r)
+    except TypeError as err:
+        raise TypeError(
+            f"`reward_fn` must return an array of rewards, one per draw, got {type(r).__name__} "
+            f"({err})."
+        ) from None
+    if not (jnp.issubdtype(r.dtype, jnp.floating) or jnp.issubdtype(r.dtype, jnp.integer)):
+        raise TypeError(
+            f"`reward_fn` must return real rewards, got dtype {r.dtype}; return a float array."
+        )
+    if r.shape != like.shape:
+        raise ValueError(
+            f"`reward_fn` returned rewards of shape {tuple(r.shape)} for draws whose "
+            f"log-probabilities have shape {tuple(like.shape)}; return one reward per draw."
+        )
+    return r
 
 
 def _reward_fn(reward_fn: Any) -> Callable | None:
@@ -405,7 +467,17 @@ def reinforce(
     first step uses the batch mean), independent of the current draws so the gradient is
     unbiased. Exact: $b = \mathbb{E}_q[r]$ and the gradient is exactly $\nabla\mathbb{E}_q[r]$.
     KL options as in the module docstring (default: ``k1`` subtracted from the reward).
-    ``num_samples`` also sets the group size of the exact zero-signal probability.
+    ``num_samples`` also sets the group size of the exact zero-signal probability. The fixed
+    point of the KL-regularized objective is ``target(logp0, batch)`` =
+    ``gibbs(logp0, -reward, beta)``, shape ``(..., n)`` (log-probabilities, nats).
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.train import Batch
+    >>> objective = reinforce("exact", kl="exact")
+    >>> logp0 = jnp.log(jnp.array([0.5, 0.3, 0.2]))
+    >>> target = objective.target(logp0, Batch(jnp.array([1.0, 0.0, 0.0]), 1.0))
+    >>> [round(float(x), 4) for x in jnp.exp(target)]  # p0 e^r / Z, Z = 0.5 e + 0.5
+    [0.7311, 0.1614, 0.1076]
     """
     mode = _mode(mode)
     n = _num_samples(num_samples)
@@ -440,7 +512,17 @@ def rloo(
     Sampled: ``num_samples`` $= G \ge 2$ draws per prompt, advantage
     $A_i = r_i - \frac{1}{G-1}\sum_{j\ne i} r_j$ (an unbiased baseline from the other draws).
     Exact: its expectation, $A = r - \mathbb{E}_q[r]$, i.e. the exact policy gradient. Default
-    KL: ``k1`` in the reward (TRL).
+    KL: ``k1`` in the reward (TRL). The target is ``gibbs(logp0, -reward, beta)``.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.train import Batch
+    >>> objective = rloo(num_samples=4)
+    >>> objective.name, objective.mode, objective.epochs
+    ('rloo', 'sampled', 1)
+    >>> logp0 = jnp.log(jnp.array([0.5, 0.5]))
+    >>> target = objective.target(logp0, Batch(jnp.array([1.0, 0.0]), 1.0))
+    >>> round(float(jnp.exp(target[0])), 4)  # e / (e + 1)
+    0.7311
     """
     mode = _mode(mode)
     n = _num_samples(num_samples, minimum=2)
@@ -484,6 +566,20 @@ def grpo(
     ``zero_signal`` is the exact probability $\sum_v q(r=v)^G$ that a group is all-equal. With
     ``scale_rewards=True`` the fixed point is the Gibbs tilt at the *effective* temperature
     $\beta\,\mathrm{std}_{q^*}(r)$, not at $\beta$.
+
+    A short exact run (50 Adam steps) towards ``gibbs(logp0, -reward, beta)``; ``info`` holds one
+    entry per step, ``kl_target`` = $\mathrm{KL}(q^*\|q_t)$ in nats:
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, run, tabular
+    >>> objective = grpo("exact", scale_rewards=False, kl="exact", kl_in="loss")
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.3, 0.2]))), objective,
+    ...                        optax.adam(0.1))
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0, 0.0]), 1.0), 50)
+    >>> info.kl_target.shape
+    (50,)
+    >>> round(float(info.kl_target[0]), 3), bool(info.kl_target[-1] < 1e-3)
+    (0.07, True)
     """
     mode = _mode(mode)
     n = _num_samples(num_samples, minimum=2)
@@ -521,7 +617,16 @@ def ppo(
     value baseline), whitened over the whole batch when ``whiten``; ``epochs`` updates on the
     clipped surrogate $\min(\rho A, \mathrm{clip}(\rho, 1\pm\epsilon)A)$; ``k1`` KL in the reward.
     Exact: $A = r - \mathbb{E}_{q_{old}}[r]$ whitened by the pooled standard deviation and the
-    surrogate averaged under $q_{old}$.
+    surrogate averaged under $q_{old}$. The target is ``gibbs(logp0, -reward, beta)``.
+
+    >>> import jax.numpy as jnp
+    >>> from freeenergy.train import Batch
+    >>> objective = ppo("exact", whiten=False)
+    >>> objective.name, objective.mode, objective.epochs
+    ('ppo', 'exact', 4)
+    >>> target = objective.target(jnp.log(jnp.array([0.5, 0.5])), Batch(jnp.array([1.0, 0.0]), 2.0))
+    >>> round(float(jnp.exp(target[0])), 4)  # e^(1/2) / (e^(1/2) + 1)
+    0.6225
     """
     mode = _mode(mode)
     n = _num_samples(num_samples, minimum=2)
@@ -559,7 +664,8 @@ def sft(
 
     ``batch.data`` is the demonstration distribution ``d`` (``log d``).
 
-    * ``weighting="none"``: $w = 1$; the optimum is ``d`` itself (the target view of THEORY.md §1).
+    * ``weighting="none"``: $w = 1$; the optimum is ``d`` itself (the target view of
+      docs/theory.md §1).
     * ``weighting="reward"``: $w(y) = e^{r(y)/\beta}$, self-normalized (reward-weighted
       regression). With ``d = p0`` the optimum is $d\,w/Z = q^*_\beta$: weighted SFT on reference
       samples is KL-regularized RL (T11).
@@ -574,12 +680,26 @@ def sft(
     The reported loss is then ``+inf`` (and the KL to the target too); the surrogate that is
     differentiated keeps only the reachable demonstrations, so training runs on, towards ``d``
     conditioned on the support, and parameters stay finite. ``zero_signal`` is the target mass
-    (exact) or the fraction of demonstrations (sampled) outside the support.
+    (exact) or the fraction of demonstrations (sampled) outside the support. Losses are
+    cross-entropies in nats.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, run, tabular
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.3, 0.2]))), sft("exact"),
+    ...                        optax.adam(0.1))
+    >>> demos = jnp.log(jnp.array([0.1, 0.1, 0.8]))
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.zeros(3), data=demos), 50)
+    >>> round(float(info.kl_target[0]), 4)  # KL(d || q) after the first step, nats
+    0.7216
+    >>> [round(float(x), 2) for x in jnp.exp(trainer.policy.logprobs(state.params))]
+    [0.09, 0.12, 0.79]
     """
     mode = _mode(mode)
     n = _num_samples(num_samples)
-    if weighting not in ("none", "reward"):
-        raise ValueError(f"`weighting` must be 'none' or 'reward', got {weighting!r}.")
+    if not isinstance(weighting, str) or weighting not in ("none", "reward"):
+        raise ValueError(
+            f"`weighting` must be 'none' or 'reward', got {_checks._describe(weighting)}."
+        )
 
     def log_weights(reward, beta):
         if weighting == "none":
@@ -663,7 +783,16 @@ def dpo(
     $\beta(h_y - h_{y'}) = r_y - r_{y'}$, so when $\pi$ covers ``supp(p0)`` the optimum is the
     Gibbs tilt ``gibbs(logp0, -reward, beta)``. Identical pairs carry no signal (``zero_signal``:
     their fraction, exactly $\sum_y \pi(y)^2$ in exact mode). Pairs touching behaviors outside the
-    policy's support make the reported loss ``+inf`` and are left out of the gradient.
+    policy's support make the reported loss ``+inf`` and are left out of the gradient. Losses in
+    nats.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from freeenergy.train import Batch, make_trainer, run, tabular
+    >>> trainer = make_trainer(tabular(jnp.log(jnp.array([0.5, 0.3, 0.2]))), dpo("exact"),
+    ...                        optax.adam(0.1))
+    >>> state, info = run(trainer, jax.random.key(0), Batch(jnp.array([1.0, 0.0, 0.0]), 1.0), 50)
+    >>> round(float(info.kl_target[0]), 3), bool(info.kl_target[-1] < 1e-3)  # to the Gibbs tilt
+    (0.07, True)
     """
     mode = _mode(mode)
     n = _num_samples(num_samples)
@@ -698,7 +827,8 @@ def dpo(
         y1, y2 = jnp.split(both, 2, axis=axis)
         ref1, ref2 = jnp.split(ref_both, 2, axis=-1)
         if reward_fn is not None:
-            r1, r2 = reward_fn(batch, y1), reward_fn(batch, y2)
+            r1 = _call_reward_fn(reward_fn, batch, y1, ref1)
+            r2 = _call_reward_fn(reward_fn, batch, y2, ref2)
         else:
             r1 = _gather(jnp.asarray(batch.reward), y1)
             r2 = _gather(jnp.asarray(batch.reward), y2)
@@ -710,6 +840,10 @@ def dpo(
         ref_r = jnp.where(first, ref2, ref1)
         same = (y1 == y2).reshape(*first.shape, -1).all(axis=-1)
         zero = jnp.mean(same.astype(r1.dtype))
+        # A non-finite reward (from `reward_fn`) makes the step's zero-signal fraction NaN, so
+        # `run` reports it rather than training on labels drawn from sigmoid(NaN).
+        finite = jnp.all(jnp.isfinite(r1)) & jnp.all(jnp.isfinite(r2))
+        zero = jnp.where(finite, zero, jnp.nan)
         ro = _DPORollout(chosen, rejected, ref_c, ref_r, None, None, beta, zero)
         return _sg(ro), extra
 

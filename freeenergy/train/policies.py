@@ -51,6 +51,11 @@ class SharedParams(NamedTuple):
     offsets: jax.Array
 
 
+#: Largest number of draws per prompt in one call of a flat policy's ``sample``.
+MAX_DRAWS = 2**26
+#: Largest number of entries of the sampler's comparison table (rows × draws × width).
+MAX_SAMPLER_ENTRIES = 2**28
+
 # ----------------------------------------------------------------------------- flat kernels
 #: Up to this many behaviors, one cumulative sum and one comparison of every draw with it;
 #: beyond, two-level (block) inverse-CDF sampling.
@@ -99,8 +104,25 @@ def _sample_flat(key: jax.Array, logq: jax.Array, num: int) -> jax.Array:
     One uniform ``u`` per draw; the draw is the first behavior whose cumulative mass exceeds
     ``u · total`` (see ``_inverse_cdf``).
     """
+    _check_sampler_size(logq.shape, num)
     uniform = jax.random.uniform(key, (*logq.shape[:-1], num), dtype=logq.dtype)
     return _inverse_cdf(logq, uniform)
+
+
+def _check_sampler_size(shape: tuple[int, ...], num: int) -> None:
+    """Refuse a sampling call whose comparison table would not fit in memory (static shapes, so
+    this raises at trace time under ``jit`` too)."""
+    n = shape[-1]
+    rows = math.prod(shape[:-1])
+    width = n if n <= _SMALL_SPACE else _block_size(n)
+    entries = rows * num * width
+    if entries > MAX_SAMPLER_ENTRIES:
+        raise ValueError(
+            f"drawing {num:,} samples (`num`, an objective's `num_samples`) for each of {rows:,} "
+            f"rows of {n:,} behaviors compares every draw with {width:,} cumulative masses: "
+            f"{entries:,} entries, more than the {MAX_SAMPLER_ENTRIES:,} allowed in memory. Draw "
+            "fewer samples per call."
+        )
 
 
 @jax.custom_batching.custom_vmap
@@ -182,7 +204,20 @@ def _gather(table: jax.Array, behaviors: jax.Array) -> jax.Array:
 
 def flat_policy(init: Callable[[jax.Array], Any], logprobs: Callable[[Any], jax.Array]) -> Policy:
     """A ``Policy`` on a flat space from ``init`` and ``logprobs``: sampling and per-sample
-    log-probabilities are derived from the full table (inverse-CDF sampling, a gather)."""
+    log-probabilities are derived from the full table (inverse-CDF sampling, a gather).
+
+    ``logprobs(params)`` must return normalized log-probabilities (nats) of shape ``(..., n)``;
+    then ``sample(key, params, num)`` is an int32 array ``(..., num)`` and
+    ``log_prob(params, behaviors)`` gathers ``(..., m)`` log-probabilities.
+
+    >>> import jax, jax.numpy as jnp
+    >>> policy = flat_policy(lambda key: jnp.array([0.0, 1.0, 2.0]), jax.nn.log_softmax)
+    >>> theta = policy.init(jax.random.key(0))
+    >>> policy.sample(jax.random.key(1), theta, 5).shape
+    (5,)
+    >>> [round(float(x), 4) for x in policy.log_prob(theta, jnp.array([2, 0]))]  # 2 - lse, -lse
+    [-0.4076, -2.4076]
+    """
     if not callable(init) or not callable(logprobs):
         raise TypeError(
             "`init` and `logprobs` must be callables: init(key) -> params and "
@@ -190,6 +225,13 @@ def flat_policy(init: Callable[[jax.Array], Any], logprobs: Callable[[Any], jax.
         )
 
     def sample(key, params, num):
+        num = _checks.integer(
+            num,
+            "num",
+            minimum=1,
+            maximum=MAX_DRAWS,
+            why="the draws are held in memory, with one uniform each, for every prompt",
+        )
         return _sample_flat(key, logprobs(params), num)
 
     def log_prob(params, behaviors):
@@ -266,7 +308,14 @@ def log_linear(logp0: Any, features: Any) -> Policy:
     span of the ``features`` $\Phi$ (shape ``(n, d)``, or ``(..., n, d)`` per prompt).
     ``θ`` (shape ``(d,)``) starts at zero, i.e. at ``p0``. ``-inf`` entries of ``logp0`` stay
     ``-inf``. When the reward lies in the span of the features the Gibbs target is representable
-    (``θ* = Φ⁺ r / β``).
+    (``θ* = Φ⁺ r / β``). ``logprobs(θ)`` has the broadcast shape ``(..., n)`` (nats).
+
+    >>> import jax, jax.numpy as jnp
+    >>> policy = log_linear(jnp.log(jnp.ones(3) / 3), jnp.array([[1.0], [0.0], [0.0]]))
+    >>> policy.init(jax.random.key(0)).tolist()  # theta = 0: the base
+    [0.0]
+    >>> [round(float(x), 4) for x in jnp.exp(policy.logprobs(jnp.array([jnp.log(2.0)])))]
+    [0.5, 0.25, 0.25]
     """
     logp0 = _base(logp0)
     feats = _features(features, logp0)
@@ -291,7 +340,17 @@ def shared(logp0: Any, features: Any, *, offsets: bool = True) -> Policy:
     ``logp0`` is ``(P, n)`` (one reference per prompt), ``features`` ``(n, d)`` or ``(P, n, d)``.
     ``θ`` (``(d,)``) is shared by every prompt, so a gradient step on one prompt moves the others;
     the per-prompt offsets ``b`` (``(P, n)``, when ``offsets=True``) make each prompt fully
-    expressive. Both start at zero (the reference). Parameters are a ``SharedParams``.
+    expressive. Both start at zero (the reference). Parameters are a ``SharedParams``;
+    ``logprobs(params)`` is ``(P, n)`` (nats).
+
+    >>> import jax, jax.numpy as jnp
+    >>> policy = shared(jnp.log(jnp.full((2, 3), 1 / 3)), jnp.array([[1.0], [0.0], [0.0]]))
+    >>> params = policy.init(jax.random.key(0))
+    >>> params.theta.shape, params.offsets.shape
+    ((1,), (2, 3))
+    >>> q = jnp.exp(policy.logprobs(params._replace(theta=jnp.array([jnp.log(2.0)]))))
+    >>> [[round(float(x), 4) for x in row] for row in q]  # theta moves both prompts
+    [[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]]
     """
     logp0 = _base(logp0)
     if logp0.ndim < 2:
