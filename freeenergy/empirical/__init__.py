@@ -15,6 +15,15 @@ estimators are pure functions of ``Counts``:
 See docs/theory.md for the definitions these estimate.
 """
 
+from ._answers import (
+    AnswerStats,
+    AnswerSupportChange,
+    KLEstimate,
+    answer_stats,
+    answer_support_change,
+    bernoulli_kl,
+    kl_estimate,
+)
 from ._data import MAX_FILE_BYTES, MAX_RECORDS, Counts, Samples, load
 from ._passk import (
     MAX_BOOTSTRAP,
@@ -66,4 +75,12 @@ __all__ = [
     "Interval",
     "SupportChange",
     "EmpiricalDiagnosis",
+    # answers and log-probabilities
+    "answer_stats",
+    "answer_support_change",
+    "bernoulli_kl",
+    "kl_estimate",
+    "AnswerStats",
+    "AnswerSupportChange",
+    "KLEstimate",
 ]

@@ -234,7 +234,8 @@ class Counts:
             object.__setattr__(self, "prompts", tuple(seen))
         if self.samples is not None:
             if not isinstance(self.samples, Samples):
-                raise TypeError(f"`samples` must be a Samples record, got {_describe(self.samples)}.")
+                got = _describe(self.samples)
+                raise TypeError(f"`samples` must be a Samples record, got {got}.")
             s = self.samples
             if s.prompt_index.max() >= n.size:
                 raise ValueError(
@@ -335,7 +336,8 @@ def _load_csv(path: Path, lines: list[str]) -> Counts:
         n = _parse_int(path, i, "n", row[col["n"]])
         c = _parse_int(path, i, "correct", row[col["correct"]])
         if not 1 <= n <= MAX_SAMPLES_PER_PROMPT:
-            raise _err(path, i, f'field "n" must be between 1 and {MAX_SAMPLES_PER_PROMPT}, got {n}')
+            limit = MAX_SAMPLES_PER_PROMPT
+            raise _err(path, i, f'field "n" must be between 1 and {limit}, got {n}')
         if not 0 <= c <= n:
             raise _err(path, i, f'field "correct" must be between 0 and n = {n}, got {c}')
         if prompt in first_line:
@@ -375,7 +377,8 @@ def _load_jsonl(path: Path, lines: list[str]) -> Counts:
                 raise _err(path, i, f'missing field "{field}"')
         prompt = rec["prompt"]
         if isinstance(prompt, bool) or not isinstance(prompt, (str, int)):
-            raise _err(path, i, f'field "prompt" must be a string or an integer, got {_shown(prompt)}')
+            got = _shown(prompt)
+            raise _err(path, i, f'field "prompt" must be a string or an integer, got {got}')
         if isinstance(prompt, str) and not prompt:
             raise _err(path, i, 'field "prompt" is empty; give each prompt an id')
         ok = rec["correct"]
@@ -420,7 +423,7 @@ def _load_jsonl(path: Path, lines: list[str]) -> Counts:
         prompt_index.append(index.setdefault(prompt, len(index)))
         correct.append(ok)
     if not prompt_index:
-        raise ValueError(f"{path}: the file has no samples (no JSON lines); nothing to estimate from.")
+        raise ValueError(f"{path}: the file has no samples (no JSON lines); nothing to estimate.")
     samples = Samples(
         prompt_index=np.array(prompt_index, dtype=np.int64),
         correct=np.array(correct, dtype=bool),

@@ -184,17 +184,34 @@ def _chunk_rows(num_bootstrap: int, num_prompts: int) -> int:
     return max(1, min(num_bootstrap, _CHUNK_ENTRIES // num_prompts))
 
 
+def _draw(key, chunk: int, num_prompts: int) -> jax.Array:
+    """``(chunk, num_prompts)`` int32 uniform prompt indices.
+
+    Below 2^16 prompts: one 32-bit word per index, mapped by the multiply-shift
+    ``floor(bits · P / 2^32)`` (done exactly in 16-bit halves, so no 64-bit integers are needed);
+    each index then has probability within ``P / 2^32 < 1.6e-5`` (relative) of ``1/P``, at half
+    the random bits of ``jax.random.randint``. Above: ``jax.random.randint``.
+    """
+    if num_prompts >= 1 << 16:
+        return jax.random.randint(key, (chunk, num_prompts), 0, num_prompts)
+    bits = jax.random.bits(key, (chunk, num_prompts), jnp.uint32)
+    p = jnp.uint32(num_prompts)
+    hi, lo = bits >> 16, bits & jnp.uint32(0xFFFF)
+    return ((hi * p + ((lo * p) >> 16)) >> 16).astype(jnp.int32)
+
+
 @partial(jax.jit, static_argnames=("num_bootstrap", "num_prompts", "chunk"))
 def _indices(key, num_bootstrap, num_prompts, chunk):
     num_chunks = -(-num_bootstrap // chunk)
     keys = jax.random.split(key, num_chunks)
-    idx = jax.vmap(lambda k: jax.random.randint(k, (chunk, num_prompts), 0, num_prompts))(keys)
+    idx = jax.lax.map(lambda k: _draw(k, chunk, num_prompts), keys)
     return idx.reshape(num_chunks * chunk, num_prompts)[:num_bootstrap]
 
 
 def bootstrap_indices(key: Any, num_bootstrap: int, num_prompts: int) -> jax.Array:
     """The prompt indices the bootstrap draws: ``(num_bootstrap, num_prompts)`` int32, row ``b``
-    the prompts of resample ``b`` (uniform, with replacement).
+    the prompts of resample ``b`` (uniform with replacement, up to a relative non-uniformity
+    below ``P / 2^32``).
 
     Every bootstrap in this module draws exactly these indices from ``key`` (in chunks of
     resamples, each chunk from its own split of ``key``), so an outside reimplementation can
@@ -218,7 +235,7 @@ def _bootstrap_means(key, table, num_bootstrap, chunk):
     rows = jnp.arange(chunk)[:, None]
 
     def one(k):
-        idx = jax.random.randint(k, (chunk, p), 0, p)
+        idx = _draw(k, chunk, p)
         w = jnp.zeros((chunk, p), table.dtype).at[rows, idx].add(1.0)
         return w @ table / p
 

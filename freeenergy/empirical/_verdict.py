@@ -16,7 +16,7 @@ from jax.scipy.special import betainc
 
 from .. import _checks
 from ._data import Counts
-from ._passk import _counts, _k_grid, _table, align
+from ._passk import _k_grid, _table, align
 
 __all__ = [
     "VERDICTS",
