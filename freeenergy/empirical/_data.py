@@ -75,12 +75,13 @@ def _int_vector(x: Any, name: str) -> np.ndarray:
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(
-                f"`{name}` must hold whole numbers (sample counts), got {arr[i]!r} at prompt {i}."
+                f"`{name}` must hold whole numbers (sample counts), got {arr[i].item()!r} "
+                f"at prompt {i}."
             )
         if np.abs(arr).max() > MAX_SAMPLES_PER_PROMPT:
             i = int(np.argmax(np.abs(arr)))
             raise ValueError(
-                f"`{name}` = {arr[i]!r} at prompt {i} exceeds the limit of "
+                f"`{name}` = {arr[i].item()!r} at prompt {i} exceeds the limit of "
                 f"{MAX_SAMPLES_PER_PROMPT} samples per prompt."
             )
     out = arr.astype(np.int64)
@@ -145,7 +146,7 @@ class Samples:
                 i = int(np.argmax(bad))
                 raise ValueError(
                     f"`{name}` must hold log-probabilities (real numbers <= 0, or -inf), "
-                    f"got {arr[i]!r} at sample {i}."
+                    f"got {arr[i].item()!r} at sample {i}."
                 )
             arr.flags.writeable = False
             object.__setattr__(self, name, arr)

@@ -44,7 +44,7 @@ MAX_GRID = 10**5
 # then far below |log ratio| >= min(k,c)^2/n.
 _DIRECT_TERMS = 4096
 # Resample-count matrices are built in chunks of at most this many entries (chunk × P).
-_CHUNK_ENTRIES = 1 << 22
+_CHUNK_ENTRIES = 1 << 20
 
 
 def _counts(x: Any, name: str) -> Counts:
@@ -78,7 +78,7 @@ def _k_grid(k: Any, counts: Counts, name: str = "k", *, increasing: bool = False
     bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < 1)
     if bad.any():
         raise ValueError(
-            f"`{name}` must hold whole numbers >= 1, got {arr[int(np.argmax(bad))]!r}."
+            f"`{name}` must hold whole numbers >= 1, got {arr[int(np.argmax(bad))].item()!r}."
         )
     arr = arr.astype(np.int64)
     n_min = int(counts.n.min())
@@ -226,27 +226,41 @@ def bootstrap_indices(key: Any, num_bootstrap: int, num_prompts: int) -> jax.Arr
     return _indices(key, nb, p, _chunk_rows(nb, p))
 
 
-@partial(jax.jit, static_argnames=("num_bootstrap", "chunk"))
-def _bootstrap_means(key, table, num_bootstrap, chunk):
-    """(num_bootstrap, K) pooled means of ``table`` (P, K) over resampled prompts."""
-    p, kk = table.shape
-    num_chunks = -(-num_bootstrap // chunk)
-    keys = jax.random.split(key, num_chunks)
-    rows = jnp.arange(chunk)[:, None]
-
-    def one(k):
-        idx = _draw(k, chunk, p)
-        w = jnp.zeros((chunk, p), table.dtype).at[rows, idx].add(1.0)
-        return w @ table / p
-
-    out = jax.lax.map(one, keys)
-    return out.reshape(num_chunks * chunk, kk)[:num_bootstrap]
+@partial(jax.jit, static_argnames=("chunk",))
+def _chunk_means(key, table, chunk):
+    """(chunk, K) pooled means of ``table`` (P, K) over ``chunk`` resamples drawn from ``key``:
+    ``W @ table / P`` with ``W[b, i]`` the number of draws of prompt ``i`` in resample ``b``."""
+    p = table.shape[0]
+    idx = _draw(key, chunk, p)
+    w = jnp.zeros((chunk, p), table.dtype).at[jnp.arange(chunk)[:, None], idx].add(1.0)
+    return w @ table / p
 
 
-def _resampled_means(key, table: np.ndarray, num_bootstrap: int) -> jax.Array:
+def _progress_arg(progress: Any) -> Any:
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"`progress` must be None or a callable progress(done, total), got {progress!r}."
+        )
+    return progress
+
+
+def _resampled_means(key, table: np.ndarray, num_bootstrap: int, progress=None) -> jax.Array:
+    """(num_bootstrap, K) pooled means over resampled prompts: chunk ``j`` of resamples is drawn
+    from ``split(key, num_chunks)[j]`` (the rows of ``bootstrap_indices``); ``progress(done,
+    total)`` is called after each chunk."""
     dtype = _checks._float_dtype()
     t = jnp.asarray(table, dtype=dtype)
-    return _bootstrap_means(key, t, num_bootstrap, _chunk_rows(num_bootstrap, table.shape[0]))
+    chunk = _chunk_rows(num_bootstrap, table.shape[0])
+    num_chunks = -(-num_bootstrap // chunk)
+    keys = jax.random.split(key, num_chunks)
+    parts = []
+    for j in range(num_chunks):
+        parts.append(_chunk_means(keys[j], t, chunk))
+        if progress is not None:
+            jax.block_until_ready(parts[-1])
+            progress(min((j + 1) * chunk, num_bootstrap), num_bootstrap)
+    out = parts[0] if num_chunks == 1 else jnp.concatenate(parts)
+    return out[:num_bootstrap]
 
 
 def _interval(samples: jax.Array, level: float) -> tuple[jax.Array, jax.Array]:
@@ -321,13 +335,16 @@ def pass_at_k_curve(
     num_bootstrap: int = 0,
     key: Any = None,
     level: float = 0.95,
+    progress: Any = None,
 ) -> Curve:
     """Pooled pass@k ``mean_i pass@k_i`` over prompts, with a bootstrap band over prompts.
 
     The band resamples prompts with replacement ``num_bootstrap`` times (``key`` required then)
     and takes the ``(1−level)/2`` and ``(1+level)/2`` quantiles of the resampled means (the
     percentile interval); it reflects the prompt-sampling uncertainty, and through each
-    prompt's estimate also the finite ``n``. Shapes: ``k``, ``mean``, ``low``, ``high``
+    prompt's estimate also the finite ``n``. ``progress``, if given, is called as
+    ``progress(done, total)`` (in resamples) after each chunk of resamples; the numbers do not
+    depend on it. Shapes: ``k``, ``mean``, ``low``, ``high``
     ``(K,)``; ``per_prompt`` ``(P, K)``.
 
     >>> import jax
@@ -342,11 +359,12 @@ def pass_at_k_curve(
     counts = _counts(counts, "counts")
     grid = _k_grid(k, counts)
     nb, key, lv = _bootstrap_args(num_bootstrap, key, level)
+    progress = _progress_arg(progress)
     table = _table(counts, grid)
     dtype = _checks._float_dtype()
     low = high = None
     if nb:
-        low, high = _interval(_resampled_means(key, table, nb), lv)
+        low, high = _interval(_resampled_means(key, table, nb, progress), lv)
     return Curve(
         k=grid,
         mean=jnp.asarray(table.mean(axis=0), dtype=dtype),
@@ -383,6 +401,7 @@ def paired_difference(
     num_bootstrap: int,
     key: Any,
     level: float = 0.95,
+    progress: Any = None,
 ) -> Difference:
     """Trained − base pooled pass@k with a *paired* bootstrap over prompts.
 
@@ -390,7 +409,8 @@ def paired_difference(
     of prompts and uses it for both models, so the shared prompt difficulty cancels and the
     interval is much tighter than two independent bands. ``base`` and ``trained`` must cover
     the same prompts (aligned by id when both carry ids, else by position); ``k`` must not
-    exceed the smallest ``n`` of either. ``num_bootstrap = 0`` gives the mean only.
+    exceed the smallest ``n`` of either. ``num_bootstrap = 0`` gives the mean only;
+    ``progress`` as in ``pass_at_k_curve``.
 
     >>> import jax
     >>> from freeenergy import empirical as em
@@ -404,12 +424,13 @@ def paired_difference(
     grid = _k_grid(k, base)
     _k_grid(grid, trained)
     nb, key, lv = _bootstrap_args(num_bootstrap, key, level)
+    progress = _progress_arg(progress)
     tb, tt = _table(base, grid), _table(trained, grid)
     diff = tt - tb
     dtype = _checks._float_dtype()
     low = high = None
     if nb:
-        low, high = _interval(_resampled_means(key, diff, nb), lv)
+        low, high = _interval(_resampled_means(key, diff, nb, progress), lv)
     return Difference(
         k=grid,
         mean=jnp.asarray(diff.mean(axis=0), dtype=dtype),
@@ -471,6 +492,7 @@ def crossover(
     num_bootstrap: int = 0,
     key: Any = None,
     level: float = 0.95,
+    progress: Any = None,
 ) -> Crossover:
     """The pass@k crossover: the first ``k`` of an increasing grid where the base's pooled
     pass@k is at least the trained model's, after the trained model led at the smallest ``k``.
@@ -478,7 +500,7 @@ def crossover(
     This is the signature of RL that sharpens without creating (Yue et al. 2025): trained wins
     at pass@1, the base wins at large k. ``k`` needs at least two strictly increasing values.
     With ``num_bootstrap > 0`` a paired bootstrap over prompts gives a range of grid points
-    (see ``Crossover``).
+    (see ``Crossover``); ``progress`` as in ``pass_at_k_curve``.
 
     >>> from freeenergy import empirical as em
     >>> b = em.Counts([8, 8, 8, 8], [1, 1, 1, 0])   # rare successes on many prompts
@@ -492,6 +514,7 @@ def crossover(
     if grid.size < 2:
         raise ValueError(f"`k` needs at least two values for a crossover, got {grid.tolist()}.")
     nb, key, lv = _bootstrap_args(num_bootstrap, key, level)
+    progress = _progress_arg(progress)
     tb, tt = _table(base, grid), _table(trained, grid)
     mb, mt = tb.mean(axis=0), tt.mean(axis=0)
     kk = grid.size
@@ -499,7 +522,7 @@ def crossover(
     low = high = prob = None
     if nb:
         positions = np.asarray(
-            _cross_positions(_resampled_means(key, np.concatenate([tb, tt], axis=1), nb))
+            _cross_positions(_resampled_means(key, np.concatenate([tb, tt], axis=1), nb, progress))
         )
         a = (1.0 - lv) / 2.0
         lo = int(np.quantile(positions, a, method="lower"))

@@ -109,12 +109,14 @@ def binomial_interval(
     iterations = 64 if jnp.finfo(dtype).bits == 64 else 40
 
     def quantile(a, b, q, skip):
-        # Entries where the bound is closed-form get harmless parameters (1, 1).
-        a = np.where(skip, 1.0, a)
-        b = np.where(skip, 1.0, b)
+        # Entries where the bound is closed-form get harmless parameters (1, 1); the arrays are
+        # padded to a power of two so that the solver compiles once per size class.
+        size = max(8, 1 << (a.size - 1).bit_length())
+        a = np.pad(np.where(skip, 1.0, a), (0, size - a.size), constant_values=1.0)
+        b = np.pad(np.where(skip, 1.0, b), (0, size - b.size), constant_values=1.0)
         qa = jnp.full(a.shape, q, dtype)
         x = _beta_quantile(jnp.asarray(a, dtype), jnp.asarray(b, dtype), qa, iterations)
-        return np.asarray(x, dtype=np.float64)
+        return np.asarray(x, dtype=np.float64)[: pc.size]
 
     lo = quantile(a_lo, b_lo, alpha / 2, pc == 0)
     hi = quantile(a_hi, b_hi, 1 - alpha / 2, pc == pn)
