@@ -264,9 +264,13 @@ def _resampled_means(key, table: np.ndarray, num_bootstrap: int, progress=None) 
 
 
 def _interval(samples: jax.Array, level: float) -> tuple[jax.Array, jax.Array]:
+    """The ``(1∓level)/2`` quantiles over resamples (axis 0), linear interpolation between order
+    statistics. Taken on the host: NumPy's selection (``partition``) is several times faster
+    than a full sort of every column under XLA on a CPU."""
     a = (1.0 - level) / 2.0
-    q = jnp.quantile(samples, jnp.array([a, 1.0 - a]), axis=0)
-    return q[0], q[1]
+    q = np.quantile(np.asarray(samples), [a, 1.0 - a], axis=0)
+    dtype = samples.dtype
+    return jnp.asarray(q[0], dtype=dtype), jnp.asarray(q[1], dtype=dtype)
 
 
 def align(base: Counts, trained: Counts) -> tuple[Counts, Counts]:
