@@ -842,3 +842,56 @@ def test_loaded_files_feed_the_estimators(tmp_path):
 def test_docstring_examples_run(mod):
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------- alignment, files
+def test_alignment_by_string_form_and_supersets(tmp_path):
+    b = em.load(write(tmp_path, "b.csv", "prompt,n,correct\n7,4,1\n8,4,0\n"))
+    t = em.load(
+        write(
+            tmp_path, "t.jsonl", '{"prompt": 8, "correct": true}\n{"prompt": 7, "correct": false}\n'
+        )
+    )
+    _, aligned = em.align(b, t)
+    assert aligned.prompts == ("7", "8") and aligned.correct.tolist() == [0, 1]
+    superset = em.Counts([4, 4, 4], [1, 0, 2], prompts=["7", "8", "9"])
+    with pytest.raises(ValueError, match=r"1 only in `trained` \(e.g. \['9'\]\)"):
+        em.align(b, superset)
+    ambiguous = em.Counts([4, 4], [1, 0], prompts=[7, "7"])
+    with pytest.raises(ValueError, match="must cover the same prompts"):
+        em.align(em.Counts([4, 4], [1, 0], prompts=["7", "x"]), ambiguous)
+
+
+def test_answer_support_change_aligns_by_id():
+    b = em.Counts.from_samples(["q", "r"], em.Samples([0, 1], [1, 0], ["7", "a"]))
+    t = em.Counts.from_samples(["r", "q"], em.Samples([0, 1], [0, 1], ["a", "7"]))
+    c = em.answer_support_change(b, t, epsilon=1.0)
+    assert c.both.tolist() == [1, 1] and c.base_only.tolist() == [0, 0]
+
+
+@given(
+    n=st.lists(st.integers(1, 10**6), min_size=1, max_size=20),
+    fracs=st.lists(st.floats(0, 1), min_size=20, max_size=20),
+)
+def test_csv_round_trip(tmp_path_factory, n, fracs):
+    c = [round(f * m) for f, m in zip(fracs, n, strict=False)]
+    path = tmp_path_factory.mktemp("rt") / "r.csv"
+    rows = "".join(f"p{i},{m},{k}\n" for i, (m, k) in enumerate(zip(n, c, strict=True)))
+    path.write_text("prompt,n,correct\n" + rows)
+    loaded = em.load(path)
+    assert loaded.n.tolist() == n and loaded.correct.tolist() == c
+    assert loaded.prompts == tuple(f"p{i}" for i in range(len(n)))
+
+
+@given(records=st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=1, max_size=40))
+def test_jsonl_aggregates_samples_per_prompt_in_first_seen_order(tmp_path_factory, records):
+    path = tmp_path_factory.mktemp("rt") / "r.jsonl"
+    path.write_text(
+        "".join(f'{{"prompt": "p{p}", "correct": {str(ok).lower()}}}\n' for p, ok in records)
+    )
+    loaded = em.load(path)
+    order = list(dict.fromkeys(f"p{p}" for p, _ in records))
+    assert loaded.prompts == tuple(order)
+    for i, pid in enumerate(order):
+        mine = [ok for p, ok in records if f"p{p}" == pid]
+        assert loaded.n[i] == len(mine) and loaded.correct[i] == sum(mine)

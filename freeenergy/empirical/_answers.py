@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _checks
 from ._data import Counts
-from ._passk import _counts, align
+from ._passk import _alignment, _counts, align
 
 __all__ = [
     "AnswerStats",
@@ -149,9 +149,8 @@ def answer_support_change(base: Counts, trained: Counts, epsilon: float) -> Answ
     db, ab = _answers(base, "base")
     dt, at = _answers(trained, "trained")
     base_al, trained_al = align(base, trained)
-    if trained_al is not trained:
-        pos = {p: i for i, p in enumerate(trained.prompts)}
-        order = [pos[p] for p in base.prompts]
+    order = _alignment(base, trained)
+    if order is not None:
         dt = tuple(dt[i] for i in order)
         at = tuple(at[i] for i in order)
     out = np.zeros((6, base.num_prompts), dtype=np.int64)
@@ -280,9 +279,10 @@ def kl_estimate(base: Counts, trained: Counts) -> KLEstimate:
             "drawn from the trained model, which gives each of them positive probability."
         )
     index = s.prompt_index
-    if trained_al is not trained:
-        pos = {p: i for i, p in enumerate(base.prompts)}
-        remap = np.array([pos[p] for p in trained.prompts], dtype=np.int64)
+    order = _alignment(base, trained)
+    if order is not None:  # trained prompt order[j] is base prompt j
+        remap = np.empty_like(order)
+        remap[order] = np.arange(order.size)
         index = remap[index]
     p = base.num_prompts
     r = s.logprob_base - s.logprob_trained

@@ -273,17 +273,9 @@ def _interval(samples: jax.Array, level: float) -> tuple[jax.Array, jax.Array]:
     return jnp.asarray(q[0], dtype=dtype), jnp.asarray(q[1], dtype=dtype)
 
 
-def align(base: Counts, trained: Counts) -> tuple[Counts, Counts]:
-    """``trained`` reordered to ``base``'s prompt order (by id when both carry ids, else by
-    position), or a ValueError naming the prompts that differ.
-
-    >>> a = Counts([4, 4], [1, 2], prompts=["x", "y"])
-    >>> b = Counts([4, 4], [3, 0], prompts=["y", "x"])
-    >>> align(a, b)[1].correct.tolist()
-    [0, 3]
-    """
-    base = _counts(base, "base")
-    trained = _counts(trained, "trained")
+def _alignment(base: Counts, trained: Counts) -> np.ndarray | None:
+    """Indices of ``trained``'s prompts in ``base``'s order (``None``: already aligned), or a
+    ValueError naming the prompts that differ."""
     if base.prompts is None or trained.prompts is None:
         if base.num_prompts != trained.num_prompts:
             raise ValueError(
@@ -291,12 +283,25 @@ def align(base: Counts, trained: Counts) -> tuple[Counts, Counts]:
                 f"{trained.num_prompts}; paired estimates need the same prompts (give prompt "
                 "ids to align them by id)."
             )
-        return base, trained
+        return None
     if base.prompts == trained.prompts:
-        return base, trained
+        return None
     pos = {p: i for i, p in enumerate(trained.prompts)}
+    if any(p not in pos for p in base.prompts):
+        # A CSV gives string ids, a JSONL file may give ints: match "7" with 7 when that pairs
+        # every prompt (string forms unique on both sides).
+        as_str = {str(p): i for i, p in enumerate(trained.prompts)}
+        base_str = {str(p) for p in base.prompts}
+        if (
+            base.num_prompts == trained.num_prompts
+            and len(as_str) == trained.num_prompts
+            and len(base_str) == base.num_prompts
+            and base_str == set(as_str)
+        ):
+            pos = {p: as_str[str(p)] for p in base.prompts}
     missing = [p for p in base.prompts if p not in pos]
-    extra = [p for p in trained.prompts if p not in set(base.prompts)]
+    matched = {pos[p] for p in base.prompts if p in pos}
+    extra = [p for i, p in enumerate(trained.prompts) if i not in matched]
     if missing or extra:
         parts = []
         if missing:
@@ -307,7 +312,25 @@ def align(base: Counts, trained: Counts) -> tuple[Counts, Counts]:
             "`base` and `trained` must cover the same prompts: " + "; ".join(parts) + ". "
             "Evaluate both models on the same prompts, or drop the unmatched ones."
         )
-    order = np.array([pos[p] for p in base.prompts])
+    return np.array([pos[p] for p in base.prompts], dtype=np.int64)
+
+
+def align(base: Counts, trained: Counts) -> tuple[Counts, Counts]:
+    """``trained`` reordered to ``base``'s prompt order (by id when both carry ids, else by
+    position), or a ValueError naming the prompts that differ. Ids match exactly, or by their
+    string form when that pairs every prompt (``"7"`` from a CSV with ``7`` from JSONL). The
+    reordered ``trained`` carries ``base``'s ids and no per-sample records.
+
+    >>> a = Counts([4, 4], [1, 2], prompts=["x", "y"])
+    >>> b = Counts([4, 4], [3, 0], prompts=["y", "x"])
+    >>> align(a, b)[1].correct.tolist()
+    [0, 3]
+    """
+    base = _counts(base, "base")
+    trained = _counts(trained, "trained")
+    order = _alignment(base, trained)
+    if order is None:
+        return base, trained
     return base, Counts(trained.n[order], trained.correct[order], prompts=base.prompts)
 
 
