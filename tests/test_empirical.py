@@ -449,14 +449,14 @@ def test_clopper_pearson_at_large_n_and_jeffreys_against_scipy():
     with np.errstate(all="ignore"):
         lo = np.where(c > 0, special.betaincinv(c, n - c + 1, 0.025), 0.0)
         hi = np.where(c < n, special.betaincinv(c + 1, n - c, 0.975), 1.0)
-    np.testing.assert_allclose(iv.low, lo, rtol=1e-6)
-    np.testing.assert_allclose(iv.high, hi, rtol=1e-6)
+    np.testing.assert_allclose(iv.low, lo, rtol=1e-8)
+    np.testing.assert_allclose(iv.high, hi, rtol=1e-8)
     jf = em.binomial_interval(c, n, 0.9, method="jeffreys")
     with np.errstate(all="ignore"):
         jlo = np.where(c > 0, special.betaincinv(c + 0.5, n - c + 0.5, 0.05), 0.0)
         jhi = np.where(c < n, special.betaincinv(c + 0.5, n - c + 0.5, 0.95), 1.0)
-    np.testing.assert_allclose(jf.low, jlo, rtol=1e-6)
-    np.testing.assert_allclose(jf.high, jhi, rtol=1e-6)
+    np.testing.assert_allclose(jf.low, jlo, rtol=1e-8)
+    np.testing.assert_allclose(jf.high, jhi, rtol=1e-8)
     assert np.all(jf.high - jf.low <= iv.high - iv.low + 1e-12)  # Jeffreys is the narrower
 
 
