@@ -895,3 +895,38 @@ def test_jsonl_aggregates_samples_per_prompt_in_first_seen_order(tmp_path_factor
     for i, pid in enumerate(order):
         mine = [ok for p, ok in records if f"p{p}" == pid]
         assert loaded.n[i] == len(mine) and loaded.correct[i] == sum(mine)
+
+
+def test_size_limits_and_bad_probabilities(monkeypatch):
+    monkeypatch.setattr(_passk, "MAX_ENTRIES", 100)
+    c = em.Counts(np.full(30, 8), np.zeros(30))
+    with pytest.raises(ValueError, match="above the limit of 100; use a coarser k grid"):
+        em.pass_at_k(c, np.arange(1, 5))
+    small = em.Counts([8, 8], [1, 2])
+    with pytest.raises(ValueError, match=r"`num_bootstrap` = 60 resamples × 2 values of k"):
+        em.pass_at_k_curve(small, [1, 2], num_bootstrap=60, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="indices is above the limit"):
+        em.bootstrap_indices(jax.random.key(0), 100, 20)
+    with pytest.raises(TypeError, match="`p` must be probabilities"):
+        em.bernoulli_kl(0.5, "x")
+    with pytest.raises(ValueError, match="must broadcast"):
+        em.bernoulli_kl([0.1, 0.2], [0.1, 0.2, 0.3])
+
+
+def test_identical_models_have_a_zero_difference_and_no_change():
+    c = em.Counts([16, 16, 16], [0, 5, 16])
+    d = em.paired_difference(c, c, [1, 4, 16], num_bootstrap=50, key=jax.random.key(0))
+    assert np.all(np.asarray(d.mean) == 0) and np.all(np.asarray(d.low) == 0)
+    assert np.all(np.asarray(d.high) == 0)
+    s = em.support_change(c, c, 16)
+    assert (s.base_only, s.trained_only, s.nscr) == (0, 0, 0.0)
+    v = em.diagnose(c, c, 16).verdict.tolist()
+    assert "creation" not in v and "lost" not in v and "elicitation" not in v
+
+
+def test_interval_solver_compiles_once_for_any_number_of_pairs():
+    em.binomial_interval([1], [5])
+    before = _verdict._beta_quantile._cache_size()
+    for n in (7, 40, 300, 1000):
+        em.binomial_interval(np.arange(n + 1), np.full(n + 1, n))
+    assert _verdict._beta_quantile._cache_size() == before

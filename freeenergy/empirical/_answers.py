@@ -179,8 +179,21 @@ def bernoulli_kl(t: Any, p: Any) -> np.ndarray:
     >>> abs(float(bernoulli_kl(0.5, 0.25)) - d) < 1e-15
     True
     """
-    t = np.asarray(t, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
+    arrays = []
+    for name, v in (("t", t), ("p", p)):
+        if isinstance(v, (str, bytes)) or v is None:
+            raise TypeError(f"`{name}` must be probabilities (numbers), got {v!r}.")
+        try:
+            arrays.append(np.asarray(v, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise TypeError(f"`{name}` must be probabilities (numbers), got {v!r}.") from None
+    t, p = arrays
+    try:
+        np.broadcast_shapes(t.shape, p.shape)
+    except ValueError:
+        raise ValueError(
+            f"`t` has shape {t.shape} but `p` has shape {p.shape}; they must broadcast."
+        ) from None
     for name, v in (("t", t), ("p", p)):
         if np.any(np.isnan(v)) or np.any((v < 0) | (v > 1)):
             raise ValueError(f"`{name}` must hold probabilities in [0, 1], got {v!r}.")

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _checks
-from ._data import Counts
+from ._data import MAX_PROMPTS, Counts
 
 __all__ = [
     "MAX_BOOTSTRAP",
@@ -39,6 +39,9 @@ __all__ = [
 MAX_BOOTSTRAP = 10**6
 #: Largest k grid (number of k values).
 MAX_GRID = 10**5
+#: Largest per-prompt table (prompts × k values) and largest bootstrap output (resamples × k
+#: values), in entries (8e8 bytes in float64).
+MAX_ENTRIES = 10**8
 # Entries with min(k, c) up to this many terms use the direct sum of log1p (relative accuracy a
 # few ulp per term); beyond it the log-gamma difference, whose absolute error ~ 1e-16·lnΓ(n+1) is
 # then far below |log ratio| >= min(k,c)^2/n.
@@ -132,6 +135,12 @@ def _log_fail_ratio(n: np.ndarray, c: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def _table(counts: Counts, k: np.ndarray) -> np.ndarray:
     """(P, K) float64 pass@k estimates."""
+    if counts.num_prompts * k.size > MAX_ENTRIES:
+        raise ValueError(
+            f"{counts.num_prompts} prompts × {k.size} values of k = "
+            f"{counts.num_prompts * k.size} estimates, above the limit of {MAX_ENTRIES}; "
+            "use a coarser k grid (e.g. powers of two)."
+        )
     lr = _log_fail_ratio(counts.n[:, None], counts.correct[:, None], k[None, :])
     return 0.0 - np.expm1(lr)  # 0.0 - x: no negative zeros
 
@@ -223,6 +232,11 @@ def bootstrap_indices(key: Any, num_bootstrap: int, num_prompts: int) -> jax.Arr
     """
     nb, key, _ = _bootstrap_args(num_bootstrap, key, 0.5, required=True)
     p = _checks.integer(num_prompts, "num_prompts", minimum=1)
+    if p > MAX_PROMPTS or nb * p > 10 * MAX_ENTRIES:
+        raise ValueError(
+            f"`num_bootstrap` × `num_prompts` = {nb} × {p} indices is above the limit of "
+            f"{10 * MAX_ENTRIES} (and `num_prompts` at most {MAX_PROMPTS})."
+        )
     return _indices(key, nb, p, _chunk_rows(nb, p))
 
 
@@ -248,6 +262,11 @@ def _resampled_means(key, table: np.ndarray, num_bootstrap: int, progress=None) 
     """(num_bootstrap, K) pooled means over resampled prompts: chunk ``j`` of resamples is drawn
     from ``split(key, num_chunks)[j]`` (the rows of ``bootstrap_indices``); ``progress(done,
     total)`` is called after each chunk."""
+    if num_bootstrap * table.shape[1] > MAX_ENTRIES:
+        raise ValueError(
+            f"`num_bootstrap` = {num_bootstrap} resamples × {table.shape[1]} values of k is above "
+            f"the limit of {MAX_ENTRIES} resampled means; use fewer resamples or a coarser grid."
+        )
     dtype = _checks._float_dtype()
     t = jnp.asarray(table, dtype=dtype)
     chunk = _chunk_rows(num_bootstrap, table.shape[0])
