@@ -930,3 +930,16 @@ def test_interval_solver_compiles_once_for_any_number_of_pairs():
     for n in (7, 40, 300, 1000):
         em.binomial_interval(np.arange(n + 1), np.full(n + 1, n))
     assert _verdict._beta_quantile._cache_size() == before
+
+
+@given(n=st.integers(1, 3000), c_frac=st.floats(0, 1), k_frac=st.floats(0, 1))
+def test_both_table_algorithms_match_exact_rationals(n, c_frac, k_frac):
+    # the cumulative sum over k (small grids) and the min(k, c)-term sum (any grid)
+    c = round(c_frac * n)
+    k = 1 + round(k_frac * (n - 1))
+    want = float(exact_pass(n, c, k))
+    counts = em.Counts([n], [c])
+    cumsum = _passk._table(counts, np.array([k]))[0, 0]
+    direct = 0.0 - math.expm1(float(_passk._log_fail_ratio(np.array(n), np.array(c), np.array(k))))
+    assert cumsum == pytest.approx(want, rel=1e-12, abs=0)
+    assert direct == pytest.approx(want, rel=1e-12, abs=0)

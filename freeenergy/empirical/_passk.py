@@ -46,6 +46,8 @@ MAX_ENTRIES = 10**8
 # few ulp per term); beyond it the log-gamma difference, whose absolute error ~ 1e-16·lnΓ(n+1) is
 # then far below |log ratio| >= min(k,c)^2/n.
 _DIRECT_TERMS = 4096
+# Up to this many entries (prompts × largest k) the table is one cumulative sum over k.
+_CUMSUM_ENTRIES = 1 << 24
 # Resample-count matrices are built in chunks of at most this many entries (chunk × P).
 _CHUNK_ENTRIES = 1 << 20
 
@@ -141,7 +143,19 @@ def _table(counts: Counts, k: np.ndarray) -> np.ndarray:
             f"{counts.num_prompts * k.size} estimates, above the limit of {MAX_ENTRIES}; "
             "use a coarser k grid (e.g. powers of two)."
         )
-    lr = _log_fail_ratio(counts.n[:, None], counts.correct[:, None], k[None, :])
+    kmax = int(k.max())
+    if kmax <= _DIRECT_TERMS and counts.num_prompts * kmax <= _CUMSUM_ENTRIES:
+        # The k-form Π_{i<k} (1 − c/(n−i)) for every k up to kmax at once: a cumulative sum of
+        # log1p terms of one sign (relative error below kmax·ulp), -inf from i = n−c on.
+        i = np.arange(kmax)
+        n = counts.n[:, None].astype(np.float64)
+        c = counts.correct[:, None].astype(np.float64)
+        valid = i[None, :] < n - c
+        ratio = np.where(valid, c / np.where(valid, n - i, 1.0), 0.0)  # in [0, 1) where valid
+        terms = np.where(valid, np.log1p(-ratio), -np.inf)
+        lr = np.cumsum(terms, axis=1)[:, k - 1]
+    else:
+        lr = _log_fail_ratio(counts.n[:, None], counts.correct[:, None], k[None, :])
     return 0.0 - np.expm1(lr)  # 0.0 - x: no negative zeros
 
 
@@ -245,8 +259,8 @@ def _chunk_means(key, table, chunk):
     """(chunk, K) pooled means of ``table`` (P, K) over ``chunk`` resamples drawn from ``key``:
     ``W @ table / P`` with ``W[b, i]`` the number of draws of prompt ``i`` in resample ``b``."""
     p = table.shape[0]
-    idx = _draw(key, chunk, p)
-    w = jnp.zeros((chunk, p), table.dtype).at[jnp.arange(chunk)[:, None], idx].add(1.0)
+    flat = (_draw(key, chunk, p) + p * jnp.arange(chunk, dtype=jnp.int32)[:, None]).reshape(-1)
+    w = jnp.zeros(chunk * p, table.dtype).at[flat].add(1.0).reshape(chunk, p)  # 1-D: faster
     return w @ table / p
 
 
@@ -282,14 +296,34 @@ def _resampled_means(key, table: np.ndarray, num_bootstrap: int, progress=None) 
     return out[:num_bootstrap]
 
 
+def _quantiles(samples: np.ndarray, probs: tuple[float, ...]) -> list[np.ndarray]:
+    """Quantiles over axis 0 of a ``(B, K)`` array, as ``np.quantile(..., method="linear")``
+    (the ``h = (B−1)·q`` order-statistic interpolation, same formula), but selecting only the
+    needed order statistics with one ``np.partition`` of a contiguous ``(K, B)`` copy."""
+    x = np.ascontiguousarray(np.asarray(samples, dtype=np.float64).T)
+    size = x.shape[1]
+    spots = []
+    for q in probs:
+        h = (size - 1) * q
+        lo = int(math.floor(h))
+        spots.append((h - lo, lo, min(lo + 1, size - 1)))
+    x = np.partition(x, sorted({j for _, lo, hi in spots for j in (lo, hi)}), axis=1)
+    out = []
+    for t, lo, hi in spots:
+        a, b = x[:, lo], x[:, hi]
+        diff = b - a
+        out.append(b - diff * (1 - t) if t >= 0.5 else a + diff * t)
+    return out
+
+
 def _interval(samples: jax.Array, level: float) -> tuple[jax.Array, jax.Array]:
     """The ``(1∓level)/2`` quantiles over resamples (axis 0), linear interpolation between order
     statistics. Taken on the host: NumPy's selection (``partition``) is several times faster
     than a full sort of every column under XLA on a CPU."""
     a = (1.0 - level) / 2.0
-    q = np.quantile(np.asarray(samples), [a, 1.0 - a], axis=0)
+    low, high = _quantiles(np.asarray(samples), (a, 1.0 - a))
     dtype = samples.dtype
-    return jnp.asarray(q[0], dtype=dtype), jnp.asarray(q[1], dtype=dtype)
+    return jnp.asarray(low, dtype=dtype), jnp.asarray(high, dtype=dtype)
 
 
 def _alignment(base: Counts, trained: Counts) -> np.ndarray | None:
