@@ -23,6 +23,8 @@ Goal: the JAX paired bootstrap well under one second on this CPU.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 
@@ -114,7 +116,11 @@ def main(quick: bool = False) -> None:
     base, trained = problem(prompts, n)
     k = np.arange(1, kmax + 1)
     key = jax.random.key(0)
-    print(f"devices: {jax.devices()}  dtype {jax.numpy.zeros(()).dtype} (NumPy: float64)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"devices: {jax.devices()}  dtype {jax.numpy.zeros(()).dtype} (NumPy: float64)  "
+        f"cores {os.cpu_count()}, load average {load} (timings scale with it)"
+    )
     print(
         f"paired bootstrap: {prompts} prompts x {n} samples, k = 1..{kmax}, "
         f"{num_bootstrap} resamples, 95% percentile interval of trained - base"
