@@ -943,3 +943,49 @@ def test_both_table_algorithms_match_exact_rationals(n, c_frac, k_frac):
     direct = 0.0 - math.expm1(float(_passk._log_fail_ratio(np.array(n), np.array(c), np.array(k))))
     assert cumsum == pytest.approx(want, rel=1e-12, abs=0)
     assert direct == pytest.approx(want, rel=1e-12, abs=0)
+
+
+def cp_by_bisection(c: int, n: int, level: float) -> tuple[float, float]:
+    """Clopper–Pearson from the binomial tails (math.comb), by bisection in Python floats."""
+    a = (1 - level) / 2
+
+    def solve(f):  # f increasing in p, root in [0, 1]
+        lo, hi = 0.0, 1.0
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+        return 0.5 * (lo + hi)
+
+    low = 0.0 if c == 0 else solve(lambda p: binom_tail_ge(n, c, p) - a)
+    high = 1.0 if c == n else solve(lambda p: a - binom_tail_le(n, c, p))
+    return low, high
+
+
+@given(
+    n=st.integers(2, 30),
+    cb=st.lists(st.floats(0, 1), min_size=6, max_size=6),
+    ct=st.lists(st.floats(0, 1), min_size=6, max_size=6),
+    budget=st.integers(1, 64),
+    confidence=st.sampled_from([0.25, 0.5, 0.9]),
+)
+def test_diagnose_equals_the_rule_on_independent_intervals(n, cb, ct, budget, confidence):
+    b = [round(f * n) for f in cb]
+    t = [round(f * n) for f in ct]
+    d = em.diagnose(em.Counts([n] * 6, b), em.Counts([n] * 6, t), budget, confidence)
+    tau = 1 - (1 - confidence) ** (1 / budget)
+    for i in range(6):
+        (bl, bh), (tl, th) = cp_by_bisection(b[i], n, 0.95), cp_by_bisection(t[i], n, 0.95)
+        if min(abs(x - tau) for x in (bl, bh, tl, th)) < 1e-9:
+            continue  # a bound on the threshold itself: rounding decides
+        b_in, b_out, t_in, t_out = bl >= tau, bh < tau, tl >= tau, th < tau
+        if not ((b_in or b_out) and (t_in or t_out)):
+            want = "undetermined"
+        elif b_out and t_in:
+            want = "creation"
+        elif b_in and t_out:
+            want = "lost"
+        elif b_in and t_in and t[i] > b[i]:
+            want = "elicitation"
+        else:
+            want = "unchanged"
+        assert d.verdict[i] == want

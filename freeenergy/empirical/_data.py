@@ -100,6 +100,10 @@ class Samples:
     * ``answer`` — a tuple of ``S`` strings (the extracted final answer), or ``None``;
     * ``logprob_base`` / ``logprob_trained`` — ``(S,)`` float64 log-probabilities (nats) of the
       whole sample under the base and the trained model, or ``None``. ``-inf`` is legal.
+
+    >>> s = Samples([0, 0, 1], [True, False, False], answer=["12", "13", "12"])
+    >>> s.size, s.correct.tolist()
+    (3, [True, False, False])
     """
 
     prompt_index: np.ndarray
