@@ -281,6 +281,11 @@ def _resampled_means(key, table: np.ndarray, num_bootstrap: int, progress=None) 
             f"`num_bootstrap` = {num_bootstrap} resamples × {table.shape[1]} values of k is above "
             f"the limit of {MAX_ENTRIES} resampled means; use fewer resamples or a coarser grid."
         )
+    if num_bootstrap * table.shape[0] > 10 * MAX_ENTRIES:
+        raise ValueError(
+            f"`num_bootstrap` = {num_bootstrap} resamples × {table.shape[0]} prompts is above the "
+            f"limit of {10 * MAX_ENTRIES} draws; use fewer resamples."
+        )
     dtype = _checks._float_dtype()
     t = jnp.asarray(table, dtype=dtype)
     chunk = _chunk_rows(num_bootstrap, table.shape[0])
