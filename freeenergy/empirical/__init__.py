@@ -11,8 +11,15 @@ estimators are pure functions of ``Counts``:
 * ``support_change`` — which prompts each model reaches at a budget;
 * ``diagnose`` — per prompt: elicitation, creation, lost, unchanged or undetermined, from
   confidence intervals against the reachability threshold ``1 − (1−c)^(1/N)``;
+* ``answer_stats`` / ``answer_support_change`` — when samples carry their final answers: answer
+  distributions, Good–Turing missing mass, plug-in entropy, answer-level support change;
+* ``kl_estimate`` — when samples carry log-probabilities under both models: KL(trained‖base)
+  (k1 and k3, with standard errors) against the least KL the change in success rate needs (T6,
+  the Bernoulli divergence), as a KL-efficiency ratio.
 
-See docs/theory.md for the definitions these estimate.
+Every bootstrap is deterministic given its required ``key``, and draws the resample indices
+``bootstrap_indices`` returns. Exact work (pass@k tables, intervals) runs in float64 whatever
+JAX's default dtype. See docs/theory.md for the definitions these estimate.
 """
 
 from ._answers import (
