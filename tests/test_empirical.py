@@ -992,3 +992,15 @@ def test_diagnose_equals_the_rule_on_independent_intervals(n, cb, ct, budget, co
         else:
             want = "unchanged"
         assert d.verdict[i] == want
+
+
+def test_exact_parts_stay_float64_when_jax_runs_float32():
+    with jax.enable_x64(False):
+        c = em.Counts([10**6, 10**6], [1, 30])
+        assert em.pass_at_k(c, 1).dtype == np.float32
+        iv = em.binomial_interval(c, None)
+        curve = em.pass_at_k_curve(c, [1, 2], num_bootstrap=20, key=jax.random.key(0))
+        assert curve.low.dtype == np.float32
+    # c = 1 of 1e6: low = the 2.5% quantile of Beta(1, 1e6) = 1 - 0.975^(1/1e6), below float32's
+    # resolution of 1 - x
+    assert iv.low[0] == pytest.approx(-math.expm1(math.log(0.975) / 10**6), rel=1e-8)
