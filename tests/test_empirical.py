@@ -1004,3 +1004,23 @@ def test_exact_parts_stay_float64_when_jax_runs_float32():
     # c = 1 of 1e6: low = the 2.5% quantile of Beta(1, 1e6) = 1 - 0.975^(1/1e6), below float32's
     # resolution of 1 - x
     assert iv.low[0] == pytest.approx(-math.expm1(math.log(0.975) / 10**6), rel=1e-8)
+
+
+def test_public_functions_have_examples():
+    records = {
+        "Curve",
+        "Difference",
+        "Crossover",
+        "Interval",
+        "SupportChange",
+        "EmpiricalDiagnosis",
+        "AnswerStats",
+        "AnswerSupportChange",
+        "KLEstimate",
+    }
+    for name in em.__all__:
+        obj = getattr(em, name)
+        if callable(obj) and name not in records:
+            assert ">>>" in (obj.__doc__ or ""), name
+        elif name in records:
+            assert obj.__doc__ and len(obj.__doc__) > 100, name
