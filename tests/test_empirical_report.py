@@ -296,3 +296,51 @@ def test_report_doctests():
 
     result = doctest.testmod(report, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------- README
+def readme_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Your own models: from samples to a verdict")
+    return text[start : text.index("\n## ", start + 3)]
+
+
+def test_readme_command_and_excerpt_hold(tmp_path, monkeypatch, capsys):
+    import re
+
+    section = readme_section()
+    command = re.search(r"```bash\n(python -m freeenergy.empirical report [^\n]*)\n", section)
+    argv = command.group(1).split()[3:]
+    assert argv[:3] == ["report", "examples/base.csv", "examples/trained.csv"]
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "report"
+    argv[argv.index("--out") + 1] = str(out)
+    assert report.main([*argv, "--quiet"]) == 0
+    md = (out / "report.md").read_text()
+    excerpt = [line[2:] for line in section.splitlines() if line.startswith(">")]
+    assert len(excerpt) > 8
+    for line in excerpt:
+        if line.startswith("|"):
+            assert line in md, line
+    # the prose paragraphs, with the README's line wrapping undone
+    flat = " ".join(md.split())
+    paragraphs = " ".join(line if line.strip() else "\n" for line in excerpt).split("\n")
+    prose = [" ".join(p.split()) for p in paragraphs if p.strip() and "|" not in p]
+    assert len(prose) == 2
+    for paragraph in prose:
+        assert paragraph in flat, paragraph
+
+
+def test_readme_python_example_runs(monkeypatch, capsys):
+    import re
+
+    block = re.search(r"```python\n(.*?)```", readme_section(), re.S).group(1)
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    printed = capsys.readouterr().out.strip()
+    assert printed == "14 0.14"
+    base = namespace["base"]
+    np.testing.assert_allclose(
+        np.asarray(namespace["curve"].mean), np.asarray(em.pass_at_k(base, [1, 16, 256])).mean(0)
+    )
