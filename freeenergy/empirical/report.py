@@ -398,7 +398,7 @@ def _figures(report: dict) -> dict[str, bytes]:
     fig, axes = figure(1, 2, width=4.2, height=3.6)
     names = ["both", "base_only", "trained_only", "neither"]
     axes[0].bar(range(4), [sc[n] for n in names], color=[CYCLE[0], CYCLE[1], CYCLE[2], "0.7"])
-    axes[0].set_xticks(range(4), ["both", "base only", "trained only", "neither"])
+    axes[0].set_xticks(range(4), ["both", "base only", "trained only", "neither"], rotation=25)
     axes[0].set(ylabel="prompts", title=f"reached at budget {sc['budget']}")
     verdicts = list(dg["counts"])
     axes[1].bar(
@@ -424,9 +424,11 @@ def _figures(report: dict) -> dict[str, bytes]:
         xlabel="base success rate",
         ylabel="trained success rate",
         title=f"per prompt (dashed: reach threshold {tau:.3g})",
-        xlim=(-0.02, 1.02),
-        ylim=(-0.02, 1.02),
     )
+    # linear below 0.01 (so that 0 shows), logarithmic above: rare successes stay visible
+    for axis in ("x", "y"):
+        getattr(ax, f"set_{axis}scale")("symlog", linthresh=0.01, linscale=0.5)
+    ax.set(xlim=(0, 1.05), ylim=(0, 1.05))
     ax.legend(fontsize=8, loc="lower right")
     out["scatter.png"] = png(fig)
 
