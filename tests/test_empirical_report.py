@@ -344,3 +344,21 @@ def test_readme_python_example_runs(monkeypatch, capsys):
     np.testing.assert_allclose(
         np.asarray(namespace["curve"].mean), np.asarray(em.pass_at_k(base, [1, 16, 256])).mean(0)
     )
+
+
+def test_make_examples_regenerates_the_shipped_csv_files(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    key_csv, _ = jax.random.split(jax.random.key(module.SEED))
+    sim = module.csv_example(key_csv)
+    simulate.write_csv(tmp_path / "base.csv", sim.base)
+    simulate.write_csv(tmp_path / "trained.csv", sim.trained)
+    for name in ("base.csv", "trained.csv"):
+        assert (tmp_path / name).read_bytes() == (EXAMPLES / name).read_bytes()
+    # the shipped JSONL files hold the passk_crossover models' samples: answers and log-probs
+    trained = em.load(EXAMPLES / "trained.jsonl")
+    assert trained.num_prompts == 12 and set(trained.n.tolist()) == {16}
+    assert trained.samples.answer is not None and trained.samples.logprob_base is not None
