@@ -1024,3 +1024,43 @@ def test_public_functions_have_examples():
             assert ">>>" in (obj.__doc__ or ""), name
         elif name in records:
             assert obj.__doc__ and len(obj.__doc__) > 100, name
+
+
+def test_wilson_interval_closed_form_and_exact_coverage_near_one():
+    z = 1.959963984540054
+    for m, t in [(0.3, 50), (0.0, 10), (1.0, 100), (0.988, 100)]:
+        center = (m + z * z / (2 * t)) / (1 + z * z / t)
+        half = z / (1 + z * z / t) * math.sqrt(m * (1 - m) / t + z * z / (4 * t * t))
+        lo, hi = em.wilson_interval(m, t)
+        assert float(lo) == pytest.approx(max(center - half, 0), abs=1e-14)
+        assert float(hi) == pytest.approx(min(center + half, 1), abs=1e-14)
+    # k = n: each prompt's estimate is 0 or 1, so the pooled mean is Binomial(P, pi) / P.
+    # Exact coverage over that binomial at pass@k = 0.988 (where all 100 prompts succeed 30% of
+    # the time, and a percentile bootstrap then gives [1, 1]):
+    p, pi = 100, 0.988
+    cover = 0.0
+    for x in range(p + 1):
+        lo, hi = em.wilson_interval(x / p, p)
+        if lo <= pi <= hi:
+            cover += binom_pmf(p, pi, x)
+    assert cover > 0.9
+    assert binom_pmf(p, pi, p) > 0.29
+    # through the curve: n = k = 16 per prompt, all succeeded
+    curve = em.pass_at_k_curve(em.Counts([16] * p, [3] * p), [1, 16], interval="wilson")
+    assert curve.interval == "wilson" and curve.num_bootstrap == 0
+    assert float(curve.low[1]) == pytest.approx(p / (p + z * z), rel=1e-12)
+    assert float(curve.high[1]) == 1.0
+
+
+def test_wilson_bad_input():
+    c = em.Counts([4, 4], [1, 2])
+    with pytest.raises(ValueError, match='`interval` must be "percentile" or "wilson"'):
+        em.pass_at_k_curve(c, 1, interval="bca")
+    with pytest.raises(ValueError, match="pass `num_bootstrap=0`"):
+        em.pass_at_k_curve(c, 1, interval="wilson", num_bootstrap=10, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="`mean` must hold proportions"):
+        em.wilson_interval(1.5, 10)
+    with pytest.raises(ValueError, match="`trials` must be an integer >= 1"):
+        em.wilson_interval(0.5, 0)
+    with pytest.raises(ValueError, match="`level` must lie strictly between"):
+        em.wilson_interval(0.5, 10, level=1.0)

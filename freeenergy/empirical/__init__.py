@@ -43,6 +43,7 @@ from ._passk import (
     paired_difference,
     pass_at_k,
     pass_at_k_curve,
+    wilson_interval,
 )
 from ._verdict import (
     VERDICTS,
@@ -69,6 +70,7 @@ __all__ = [
     "crossover",
     "bootstrap_indices",
     "align",
+    "wilson_interval",
     "MAX_BOOTSTRAP",
     "Curve",
     "Difference",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from functools import partial
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "crossover",
     "bootstrap_indices",
     "align",
+    "wilson_interval",
 ]
 
 #: Largest accepted ``num_bootstrap``.
@@ -401,7 +403,8 @@ class Curve:
     * ``mean`` — ``(K,)`` mean over prompts of the unbiased per-prompt estimates;
     * ``low`` / ``high`` — ``(K,)`` percentile-bootstrap interval over prompts at ``level``
       (``None`` without bootstrap);
-    * ``per_prompt`` — ``(P, K)`` per-prompt estimates (``pass_at_k``).
+    * ``per_prompt`` — ``(P, K)`` per-prompt estimates (``pass_at_k``);
+    * ``interval`` — ``"percentile"`` (bootstrap) or ``"wilson"`` (see ``pass_at_k_curve``).
     """
 
     k: np.ndarray
@@ -411,6 +414,7 @@ class Curve:
     per_prompt: jax.Array
     level: float = 0.95
     num_bootstrap: int = 0
+    interval: str = "percentile"
 
 
 def pass_at_k_curve(
@@ -421,16 +425,26 @@ def pass_at_k_curve(
     key: Any = None,
     level: float = 0.95,
     progress: Any = None,
+    interval: str = "percentile",
 ) -> Curve:
-    """Pooled pass@k ``mean_i pass@k_i`` over prompts, with a bootstrap band over prompts.
+    """Pooled pass@k ``mean_i pass@k_i`` over prompts, with a band over prompts.
 
-    The band resamples prompts with replacement ``num_bootstrap`` times (``key`` required then)
-    and takes the ``(1−level)/2`` and ``(1+level)/2`` quantiles of the resampled means (the
-    percentile interval); it reflects the prompt-sampling uncertainty, and through each
-    prompt's estimate also the finite ``n``. ``progress``, if given, is called as
-    ``progress(done, total)`` (in resamples) after each chunk of resamples; the numbers do not
-    depend on it. Shapes: ``k``, ``mean``, ``low``, ``high``
-    ``(K,)``; ``per_prompt`` ``(P, K)``.
+    ``interval="percentile"`` (default): the band resamples prompts with replacement
+    ``num_bootstrap`` times (``key`` required then) and takes the ``(1−level)/2`` and
+    ``(1+level)/2`` quantiles of the resampled means; it reflects the prompt-sampling
+    uncertainty, and through each prompt's estimate also the finite ``n``. ``progress``, if
+    given, is called as ``progress(done, total)`` (in resamples) after each chunk of resamples;
+    the numbers do not depend on it.
+
+    ``interval="wilson"`` (no resampling, ``num_bootstrap = 0``): the Wilson score interval of
+    the pooled mean ``m`` over ``P`` prompts, ``(m + z²/2P ± z·sqrt(m(1−m)/P + z²/4P²)) /
+    (1 + z²/P)``, ``z`` the normal ``(1+level)/2`` quantile. Per-prompt estimates lie in
+    [0, 1], so their variance is at most ``m(1−m)`` and the interval is conservative; it is
+    exact in the Bernoulli case ``k = n`` (each estimate 0 or 1). Near pass@k = 1 it stays
+    honest where the percentile bootstrap collapses: when every prompt succeeded the resampled
+    means are all 1 and the percentile band is ``[1, 1]``.
+
+    Shapes: ``k``, ``mean``, ``low``, ``high`` ``(K,)``; ``per_prompt`` ``(P, K)``.
 
     >>> import jax
     >>> from freeenergy import empirical as em
@@ -445,20 +459,52 @@ def pass_at_k_curve(
     grid = _k_grid(k, counts)
     nb, key, lv = _bootstrap_args(num_bootstrap, key, level)
     progress = _progress_arg(progress)
+    if interval not in ("percentile", "wilson"):
+        raise ValueError(f'`interval` must be "percentile" or "wilson", got {interval!r}.')
+    if interval == "wilson" and nb:
+        raise ValueError(
+            '`interval="wilson"` is a closed form and draws no resamples; pass `num_bootstrap=0`.'
+        )
     table = _table(counts, grid)
     dtype = _checks._float_dtype()
+    mean = table.mean(axis=0)
     low = high = None
     if nb:
         low, high = _interval(_resampled_means(key, table, nb, progress), lv)
+    elif interval == "wilson":
+        lo, hi = wilson_interval(mean, counts.num_prompts, lv)
+        low, high = jnp.asarray(lo, dtype=dtype), jnp.asarray(hi, dtype=dtype)
     return Curve(
         k=grid,
-        mean=jnp.asarray(table.mean(axis=0), dtype=dtype),
+        mean=jnp.asarray(mean, dtype=dtype),
         low=low,
         high=high,
         per_prompt=jnp.asarray(table, dtype=dtype),
         level=lv,
         num_bootstrap=nb,
+        interval=interval,
     )
+
+
+def wilson_interval(mean: Any, trials: int, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval ``(low, high)`` for a proportion ``mean`` observed over ``trials``:
+    ``(m + z²/2T ± z·sqrt(m(1−m)/T + z²/4T²)) / (1 + z²/T)`` with ``z`` the standard normal
+    ``(1+level)/2`` quantile; float64 NumPy arrays of ``mean``'s shape.
+
+    >>> lo, hi = wilson_interval(1.0, 100)
+    >>> round(float(lo), 4), float(hi)  # all 100 succeeded: 100 / (100 + 1.96²)
+    (0.963, 1.0)
+    """
+    m = np.asarray(mean, dtype=np.float64)
+    if np.any(np.isnan(m)) or np.any((m < 0) | (m > 1)):
+        raise ValueError(f"`mean` must hold proportions in [0, 1], got {mean!r}.")
+    t = _checks.integer(trials, "trials", minimum=1)
+    lv = _checks.probability_open(level, "level")
+    z = statistics.NormalDist().inv_cdf(0.5 + lv / 2)
+    z2 = z * z
+    center = (m + z2 / (2 * t)) / (1 + z2 / t)
+    half = z / (1 + z2 / t) * np.sqrt(m * (1 - m) / t + z2 / (4 * t * t))
+    return np.clip(center - half, 0.0, 1.0), np.clip(center + half, 0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
