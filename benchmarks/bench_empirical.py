@@ -18,12 +18,16 @@ quantiles.
 
 Before timing, NumPy is run on the *same* resample indices as JAX (``em.bootstrap_indices``)
 and the intervals are compared, so they compute the same thing.
-Goal: the JAX paired bootstrap well under one second on this CPU.
+Wall times are medians; CPU times (all threads, ``time.process_time``) are printed beside them
+because on a shared machine the wall time grows with the load average, which is printed too.
+Goal: the JAX paired bootstrap well under one second on this CPU (judged as < 0.5 s CPU time).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import time
 
 import jax
 import numpy as np
@@ -134,18 +138,36 @@ def main(quick: bool = False) -> None:
         d = em.paired_difference(base, trained, k, num_bootstrap=num_bootstrap, key=key)
         return d.low, d.high
 
-    t_jax = median_time(run_jax, repeat=repeat)
-    t_vec = median_time(
-        lambda: np_paired_vectorized(base, trained, kmax, num_bootstrap), repeat=repeat
-    )
+    t_jax, c_jax = median_time(run_jax, repeat=repeat), cpu_time(run_jax)
+    vec = lambda: np_paired_vectorized(base, trained, kmax, num_bootstrap)  # noqa: E731
+    t_vec, c_vec = median_time(vec, repeat=repeat), cpu_time(vec)
     loop_b = num_bootstrap if quick else 2000
     t_loop = median_time(lambda: np_paired_loop(base, trained, kmax, loop_b), repeat=3, warmup=0)
     t_loop *= num_bootstrap / loop_b
-    goal = "met" if t_jax < 0.5 else "NOT met"
-    print(f"jax   em.paired_difference    {t_jax * 1e3:9.1f} ms   (goal well under 1 s: {goal})")
-    print(f"numpy vectorized (bincount @) {t_vec * 1e3:9.1f} ms   numpy/jax {t_vec / t_jax:6.2f}x")
+    # The goal is judged on CPU time: on a shared machine the wall time grows with the load.
+    goal = "met" if c_jax < 0.5 else "NOT met"
+    print(
+        f"jax   em.paired_difference    {t_jax * 1e3:9.1f} ms   (CPU {c_jax * 1e3:7.1f} ms)   "
+        f"goal well under 1 s (CPU < 0.5 s): {goal}"
+    )
+    print(
+        f"numpy vectorized (bincount @) {t_vec * 1e3:9.1f} ms   (CPU {c_vec * 1e3:7.1f} ms)   "
+        f"numpy/jax {t_vec / t_jax:6.2f}x"
+    )
     note = "" if loop_b == num_bootstrap else f" (timed on {loop_b} resamples, scaled)"
     print(
         f"numpy loop over resamples     {t_loop * 1e3:9.1f} ms   numpy/jax {t_loop / t_jax:6.2f}x"
         f"{note}"
     )
+
+
+def cpu_time(fn, repeat: int = 3) -> float:
+    """Median process CPU time (all threads) of ``fn()`` in seconds: the work itself, which on a
+    shared machine is steadier than the wall time."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        jax.block_until_ready(fn())
+        times.append(time.process_time() - start)
+    return statistics.median(times)
