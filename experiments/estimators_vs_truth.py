@@ -13,8 +13,9 @@ computes from the probabilities themselves:
     ``1 − (1 − p_i)^k`` (``fe.reach_probability``), for the base and the sharpened model, with
     the estimated crossover;
 (b) coverage of the bootstrap intervals (pooled pass@k and the paired trained − base
-    difference) against the nominal level, over replicate data sets whose prompts are drawn
-    from a fixed finite population, whose exact mean is the estimand;
+    difference) and of the Wilson score band of pooled pass@k against the nominal level, over
+    replicate data sets whose prompts are drawn from a fixed finite population, whose exact
+    mean is the estimand;
 (c) the per-prompt verdicts of ``em.diagnose`` against the exact verdicts (reachability by
     ``fe.accessible_support``) as the number of samples grows, at a fixed budget.
 """
@@ -123,6 +124,7 @@ def _coverage(config: dict, key: jax.Array, p_base: np.ndarray, p_trained: np.nd
     truth_diff = exact_pass_at_k(p_trained, ks).mean(0) - truth_base
     hit_base = np.zeros((levels.size, ks.size), np.int64)
     hit_diff = np.zeros((levels.size, ks.size), np.int64)
+    hit_wilson = np.zeros((levels.size, ks.size), np.int64)
     for key_r in jax.random.split(key, reps):
         key_draw, key_sim, key_boot = jax.random.split(key_r, 3)
         idx = np.asarray(jax.random.randint(key_draw, (num,), 0, p_base.size))
@@ -134,6 +136,8 @@ def _coverage(config: dict, key: jax.Array, p_base: np.ndarray, p_trained: np.nd
             )
             hit_base[j] += (np.asarray(c.low) <= truth_base) & (truth_base <= np.asarray(c.high))
             hit_diff[j] += (np.asarray(d.low) <= truth_diff) & (truth_diff <= np.asarray(d.high))
+            w = em.pass_at_k_curve(sim.base, ks, level=level, interval="wilson")
+            hit_wilson[j] += (np.asarray(w.low) <= truth_base) & (truth_base <= np.asarray(w.high))
     return {
         "k": ks,
         "levels": levels,
@@ -142,8 +146,10 @@ def _coverage(config: dict, key: jax.Array, p_base: np.ndarray, p_trained: np.nd
         "truth_difference": truth_diff,
         "covered_base": hit_base,
         "covered_difference": hit_diff,
+        "covered_wilson": hit_wilson,
         "coverage_base": hit_base / reps,
         "coverage_difference": hit_diff / reps,
+        "coverage_wilson": hit_wilson / reps,
         # the Monte-Carlo standard error of a coverage estimate at the nominal level
         "standard_error": np.sqrt(levels * (1 - levels) / reps),
     }
@@ -252,10 +258,19 @@ def plot(result: dict):
             alpha=1.0 - 0.35 * j,
             label=f"Δ pass@{kk} (paired)",
         )
+        ax.plot(
+            levels,
+            np.asarray(cov["coverage_wilson"])[:, j],
+            markers[j % 4] + ":",
+            ms=4,
+            color=CYCLE[2],
+            alpha=1.0 - 0.35 * j,
+            label=f"pass@{kk}, Wilson",
+        )
     ax.set(
         xlabel="nominal level",
         ylabel="coverage",
-        title=f"(b) bootstrap coverage, {cov['replicates']} data sets",
+        title=f"(b) interval coverage, {cov['replicates']} data sets",
     )
     ax.legend(fontsize=7.5, loc="upper left")
 

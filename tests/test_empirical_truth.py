@@ -394,6 +394,18 @@ def test_experiment_coverage_and_verdicts_recompute(experiment_result):
     np.testing.assert_allclose(
         cov["coverage_base"], np.asarray(cov["covered_base"]) / cov["replicates"]
     )
+    # the Wilson coverage recomputed through the API, with the experiment's keys
+    key_b = jax.random.split(jax.random.key(cfg["seed"]), 5)[2]
+    hits = np.zeros((len(cov["levels"]), ks.size))
+    for key_r in jax.random.split(key_b, cov["replicates"]):
+        key_draw, key_sim, _ = jax.random.split(key_r, 3)
+        idx = np.asarray(jax.random.randint(key_draw, (cfg["coverage_prompts"],), 0, pb.size))
+        sim = simulate.flat(key_sim, pb[idx], pt[idx], cfg["coverage_samples"])
+        for j, level in enumerate(cov["levels"]):
+            w = em.pass_at_k_curve(sim.base, ks, level=level, interval="wilson")
+            truth = np.asarray(cov["truth_base"])
+            hits[j] += (np.asarray(w.low) <= truth) & (truth <= np.asarray(w.high))
+    np.testing.assert_array_equal(cov["covered_wilson"], hits)
     vb, vt = np.asarray(cfg["verdict_p_base"]), np.asarray(cfg["verdict_p_trained"])
     tau = 1 - (1 - cfg["confidence"]) ** (1 / cfg["budget"])
     assert vd["threshold"] == pytest.approx(tau, rel=1e-12)
