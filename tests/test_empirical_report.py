@@ -93,7 +93,17 @@ def read_outputs(folder: Path) -> dict[str, bytes]:
 # ----------------------------------------------------------------------------- subprocess
 def test_help_explains_every_option():
     out = cli("report", "--help", check_rc=0).stdout
-    for option in ("--budget", "--out", "--bootstrap", "--seed", "--k", "--confidence", "--level"):
+    for option in (
+        "--budget",
+        "--out",
+        "--bootstrap",
+        "--seed",
+        "--k",
+        "--confidence",
+        "--level",
+        "--interval",
+        "--quiet",
+    ):
         assert option in out
     for phrase in ("prompt,n,correct", '"correct"', "logprob_base", "exit code 2", "atomically"):
         assert phrase in out
@@ -212,6 +222,23 @@ def test_report_on_temporary_files_in_process(small_files, tmp_path, capsys):
     mask = os.umask(0)
     os.umask(mask)
     assert (out / "report.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_wilson_bands_for_the_pooled_curves(small_files, tmp_path):
+    b, t = small_files / "b.csv", small_files / "t.csv"
+    args = ["report", str(b), str(t), "--budget", "8", "--out", str(tmp_path), "--quiet"]
+    assert report.main([*args, "--bootstrap", "100", "--interval", "wilson", "--k", "1,24"]) == 0
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert rep["settings"]["interval"] == "wilson"
+    for name in ("base", "trained"):
+        w = em.pass_at_k_curve(em.load(small_files / f"{name[0]}.csv"), [1, 24], interval="wilson")
+        np.testing.assert_allclose(rep["pass_at_k"][name]["low"], np.asarray(w.low), rtol=1e-12)
+        np.testing.assert_allclose(rep["pass_at_k"][name]["high"], np.asarray(w.high), rtol=1e-12)
+    # the difference is still the paired bootstrap, with its own key
+    kd = jax.random.split(jax.random.key(0), 4)[2]
+    d = em.paired_difference(em.load(b), em.load(t), [1, 24], num_bootstrap=100, key=kd)
+    np.testing.assert_allclose(rep["pass_at_k"]["difference"]["low"], np.asarray(d.low))
+    assert "Wilson score bands" in (tmp_path / "report.md").read_text()
 
 
 def test_no_bootstrap_gives_means_without_intervals(small_files, tmp_path):

@@ -139,6 +139,7 @@ def build(
     confidence: float = 0.5,
     level: float = 0.95,
     progress: bool = False,
+    interval: str = "percentile",
 ) -> dict:
     """Every estimate of the report, as a JSON-able dict (no files written).
 
@@ -146,7 +147,10 @@ def build(
     ``ks`` the pass@k grid (default: powers of two up to the smallest ``n``, and that ``n``);
     the bootstrap draws ``num_bootstrap`` resamples from ``jax.random.key(seed)`` (split into
     one key per statistic, in the order base curve, trained curve, difference, crossover).
-    Raises ``ReportError`` for inconsistent options and data.
+    ``interval="wilson"`` gives the two pooled curves Wilson score bands instead of bootstrap
+    bands (no resampling; they keep their coverage where pass@k is near 1); the difference and
+    the crossover are always bootstrapped. Raises ``ReportError`` for inconsistent options and
+    data.
     """
     import jax
 
@@ -178,13 +182,20 @@ def build(
     support_budget = min(budget, n_min)
     key = jax.random.key(seed)
     key_base, key_trained, key_diff, key_cross = jax.random.split(key, 4)
-    stages = 3 + (len(grid) >= 2)
+    if interval not in ("percentile", "wilson"):
+        raise ReportError(f'--interval must be "percentile" or "wilson", got {interval!r}.')
+    wilson = interval == "wilson"
+    stages = (1 if wilson else 3) + (len(grid) >= 2)
     bar = _Progress(stages * num_bootstrap, progress and num_bootstrap > 0)
     common = {"num_bootstrap": num_bootstrap, "level": level}
-    curve_b = pass_at_k_curve(base, grid, key=key_base, progress=bar.stage("base"), **common)
-    curve_t = pass_at_k_curve(
-        trained, grid, key=key_trained, progress=bar.stage("trained"), **common
-    )
+    if wilson:
+        curve_b = pass_at_k_curve(base, grid, level=level, interval="wilson")
+        curve_t = pass_at_k_curve(trained, grid, level=level, interval="wilson")
+    else:
+        curve_b = pass_at_k_curve(base, grid, key=key_base, progress=bar.stage("base"), **common)
+        curve_t = pass_at_k_curve(
+            trained, grid, key=key_trained, progress=bar.stage("trained"), **common
+        )
     diff = paired_difference(
         base, trained, grid, key=key_diff, progress=bar.stage("difference"), **common
     )
@@ -207,7 +218,7 @@ def build(
             "seed": int(seed),
             "confidence": float(confidence),
             "level": float(level),
-            "interval": "percentile bootstrap over prompts (paired for the difference)",
+            "interval": interval,
             "reach_threshold": float(diag.threshold),
         },
         "data": {
@@ -384,11 +395,12 @@ def _figures(report: dict) -> dict[str, bytes]:
         if lo is not None:
             ax.axvspan(lo, hi if hi is not None else k[-1], color=CYCLE[2], alpha=0.08, lw=0)
     level = report["settings"]["level"]
+    bands = "Wilson" if report["settings"]["interval"] == "wilson" else "bootstrap"
     ax.set(
         xscale="log" if k[-1] > k[0] else "linear",
         xlabel="k",
         ylabel="mean pass@k over prompts",
-        title=f"pass@k ({100 * level:g}% bootstrap bands)",
+        title=f"pass@k ({100 * level:g}% {bands} bands)",
     )
     ax.legend(loc="lower right")
     out["pass_at_k.png"] = png(fig)
@@ -461,7 +473,12 @@ def _markdown(report: dict, base_path: str, trained_path: str) -> str:
         f"{samples} samples per prompt. Budget N = {st['budget']}, "
         f"confidence {st['confidence']:g} (a prompt is reached when its success probability is "
         f"at least {st['reach_threshold']:.4g}), {lv} intervals, {st['num_bootstrap']} "
-        f"bootstrap resamples over prompts (seed {st['seed']}).",
+        f"bootstrap resamples over prompts (seed {st['seed']})"
+        + (
+            "; the two pooled curves with Wilson score bands."
+            if st["interval"] == "wilson"
+            else "."
+        ),
         "",
         f"**Verdict: {report['summary']}**",
         "",
@@ -747,6 +764,15 @@ def _parser() -> argparse.ArgumentParser:
         help="confidence level in (0, 1) of every interval (default 0.95)",
     )
     rp.add_argument(
+        "--interval",
+        choices=("percentile", "wilson"),
+        default="percentile",
+        help="band of the two pooled pass@k curves: 'percentile' (default), the percentile "
+        "bootstrap over prompts; or 'wilson', the Wilson score interval of the pooled mean, "
+        "conservative, and the one to use when pass@k is near 1 (the bootstrap band then "
+        "collapses to [1, 1]). The difference and the crossover are always bootstrapped.",
+    )
+    rp.add_argument(
         "--quiet", action="store_true", help="no progress bar and no summary on the terminal"
     )
     return parser
@@ -782,6 +808,7 @@ def main(argv: list[str] | None = None) -> int:
             confidence=args.confidence,
             level=args.level,
             progress=not args.quiet,
+            interval=args.interval,
         )
         report["settings"]["base"] = str(args.base)
         report["settings"]["trained"] = str(args.trained)
