@@ -42,7 +42,7 @@ CONFIG = {
     "num_bootstrap": 1000,
     "level": 0.95,
     # (b) replicate data sets of `coverage_prompts` prompts drawn from the (a) population
-    "coverage_replicates": 120,
+    "coverage_replicates": 100,
     "coverage_prompts": 100,
     "coverage_samples": 16,
     "coverage_ks": [1, 16],
@@ -56,7 +56,7 @@ CONFIG = {
     "budget": 32,
     "confidence": 0.5,
     "verdict_samples": [8, 32, 128, 512, 2048, 8192],
-    "verdict_replicates": 3,
+    "verdict_replicates": 2,
 }
 
 TINY = {
