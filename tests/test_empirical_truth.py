@@ -339,6 +339,26 @@ def test_writers_round_trip_through_load(tmp_path, sequence_sim):
             "vocab",
         ),
         (lambda: simulate.write_csv("x.csv", [1, 2]), "Counts"),
+        (
+            lambda: simulate.sequences(
+                jax.random.key(0),
+                jnp.log(jnp.array([[0.5, 0.5]])),
+                10**6,
+                seq.count_at_least(2, 1, 1),
+                1.0,
+                4,
+            ),
+            "MAX_LENGTH",
+        ),
+        (lambda: simulate.passk_crossover(jax.random.key(0), 4, {"no_such": 1}), "unknown"),
+        (lambda: simulate.passk_crossover(jax.random.key(0), 4, [1]), "config"),
+        (
+            lambda: simulate.categorical(
+                jax.random.key(0), jnp.zeros((1, 1)), jnp.zeros((1, 1)), [[True, False]], 3
+            ),
+            "correct",
+        ),
+        (lambda: simulate.true_verdicts([0.1, 0.2], [0.3], 8), "same shape"),
     ],
 )
 def test_simulator_rejects_bad_arguments(call, match):

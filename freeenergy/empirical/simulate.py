@@ -81,6 +81,8 @@ MAX_PROMPTS = 100_000
 MAX_RECORDS = 10_000_000
 #: Largest answer space whose exact distribution :func:`sequences` lists (``vocab ** length``).
 MAX_ANSWERS = 2**16
+#: Longest strings :func:`sequences` draws (tokens).
+MAX_LENGTH = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,6 +407,10 @@ def passk_crossover(
     from experiments import passk_crossover as experiment
 
     key = _checks.key(key)
+    if config is not None and not isinstance(config, dict):
+        raise TypeError(
+            f"`config` must be a dict of overrides or None, got {type(config).__name__}."
+        )
     cfg = dict(experiment.CONFIG)
     if config:
         unknown = set(config) - set(cfg)
@@ -461,6 +467,8 @@ def sequences(
     if num_prompts > MAX_PROMPTS:
         raise ValueError(f"{num_prompts} prompts is above MAX_PROMPTS = {MAX_PROMPTS}.")
     length = _checks.integer(length, "length", minimum=1)
+    if length > MAX_LENGTH:
+        raise ValueError(f"`length` = {length} is above MAX_LENGTH = {MAX_LENGTH} tokens.")
     if not isinstance(verifier, seq.Automaton):
         raise TypeError(f"`verifier` must be a sequences.Automaton, got {type(verifier).__name__}.")
     if verifier.vocab != vocab:
