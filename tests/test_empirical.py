@@ -29,12 +29,23 @@ def binom_pmf(n: int, p: float, c: int) -> float:
 
 # ----------------------------------------------------------------------------- pass@k
 def test_pass_at_k_equals_exact_rationals_for_every_small_case():
-    for n in range(1, 13):
-        c = np.repeat(np.arange(n + 1), 1)
+    # correctly rounded: identical to float(Fraction) wherever C(n, k) < 2^53 (all n <= 56)
+    for n in range(1, 57):
+        c = np.arange(n + 1)
         counts = em.Counts(np.full(n + 1, n), c)
         got = np.asarray(em.pass_at_k(counts, np.arange(1, n + 1)))
         want = np.array([[float(exact_pass(n, ci, k)) for k in range(1, n + 1)] for ci in c])
-        np.testing.assert_allclose(got, want, rtol=4e-15, atol=0)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_pass_at_k_is_exact_at_a_reachability_threshold():
+    # 1 - C(31,16)/C(32,16) = 1/2 exactly: at confidence 0.5 the prompt is reachable at 16
+    c = em.Counts([32], [1])
+    assert float(em.pass_at_k(c, 16)[0]) == 0.5
+    assert em.support_change(c, c, 16, confidence=0.5).both == 1
+    # k = 1 is c / n, correctly rounded, at any n
+    big = em.Counts([10**6 + 7, 3 * 10**8], [12_345, 10**8])
+    np.testing.assert_array_equal(em.pass_at_k(big, 1), [12_345 / (10**6 + 7), 1 / 3])
 
 
 @given(

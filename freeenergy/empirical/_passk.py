@@ -11,6 +11,7 @@ resamples, no Python loop over resamples.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 from functools import partial
@@ -158,7 +159,47 @@ def _table(counts: Counts, k: np.ndarray) -> np.ndarray:
         lr = np.cumsum(terms, axis=1)[:, k - 1]
     else:
         lr = _log_fail_ratio(counts.n[:, None], counts.correct[:, None], k[None, :])
-    return 0.0 - np.expm1(lr)  # 0.0 - x: no negative zeros
+    table = 0.0 - np.expm1(lr)  # 0.0 - x: no negative zeros
+    _exact_entries(table, counts.n, counts.correct, k)
+    return table
+
+
+# Binomial coefficients C(m, j) for m <= this, as float64 (exact while below 2^53).
+_PASCAL_MAX = 1000
+
+
+@functools.cache
+def _pascal() -> np.ndarray:
+    """``(M+1, M+1)`` float64 Pascal triangle, ``M = _PASCAL_MAX``: entries below 2^53 are the
+    exact integers (sums of exact integers stay exact there); the largest, C(1000, 500) ≈ 3e299,
+    stays finite."""
+    t = np.zeros((_PASCAL_MAX + 1, _PASCAL_MAX + 1))
+    t[:, 0] = 1.0
+    for m in range(1, _PASCAL_MAX + 1):
+        t[m, 1 : m + 1] = t[m - 1, 0:m] + t[m - 1, 1 : m + 1]
+    t.flags.writeable = False
+    return t
+
+
+def _exact_entries(table: np.ndarray, n: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """Overwrite, in place, the entries of the ``(P, K)`` table that integer arithmetic gives
+    correctly rounded: ``k = 1`` (``c/n``), and ``n <= 1000`` with ``C(n, k) < 2^53``, where
+    ``(C(n,k) − C(n−c,k)) / C(n,k)`` is one division of exact integers. So e.g. pass@16 of 1
+    correct in 32 samples is exactly 0.5, and a threshold test on it is decided exactly."""
+    table[:, k == 1] = (c / n)[:, None]
+    small = n <= _PASCAL_MAX
+    if not small.any():
+        return
+    pascal = _pascal()
+    rows = np.flatnonzero(small)
+    nn = n[rows][:, None]
+    cols = np.broadcast_to(k[None, :], (rows.size, k.size))
+    total = pascal[nn, np.minimum(cols, nn)]
+    fail = pascal[nn - c[rows][:, None], np.minimum(cols, nn)]
+    fail = np.where(cols <= nn - c[rows][:, None], fail, 0.0)  # C(m, j) = 0 for j > m
+    exact = total < 2.0**53
+    sub = table[rows]
+    table[rows] = np.where(exact, (total - fail) / np.where(exact, total, 1.0), sub)
 
 
 def pass_at_k(counts: Counts, k: Any) -> jax.Array:
@@ -173,7 +214,10 @@ def pass_at_k(counts: Counts, k: Any) -> jax.Array:
     float64 as ``−expm1(Σ_{j<m} log1p(−M/(n−j)))`` with ``m = min(k, c)``, ``M = max(k, c)``
     (exactly 1 when ``n − c < k``), accurate to a few ulp relative for ``n`` up to 1e9; only
     when ``min(k, c) > 4096`` a log-gamma difference is used, where the ratio is below
-    ``exp(−min(k,c)²/n)`` and that difference is equally accurate.
+    ``exp(−min(k,c)²/n)`` and that difference is equally accurate. Exact (correctly rounded)
+    for small integers: ``k = 1`` gives ``c/n``, and for ``n <= 1000`` with ``C(n, k) < 2^53``
+    the value is ``(C(n,k) − C(n−c,k)) / C(n,k)`` in exact integer arithmetic — so pass@16 of
+    1 correct in 32 samples is exactly 0.5, and threshold decisions on it are exact.
 
     >>> from freeenergy import empirical as em
     >>> c = em.Counts([10, 10], [3, 0])
