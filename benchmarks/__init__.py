@@ -13,7 +13,7 @@ from collections.abc import Callable
 import jax
 
 #: Registered benchmark modules, in the order ``python -m benchmarks`` runs them.
-NAMES: list[str] = ["flat", "sequences", "grpo", "expand"]
+NAMES: list[str] = ["flat", "sequences", "grpo", "expand", "empirical"]
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> float:

@@ -31,6 +31,7 @@ NAMES: list[str] = [
     "barrier_search",
     "tools_and_information",
     "phase_diagram",
+    "estimators_vs_truth",
 ]
 
 

@@ -6,7 +6,7 @@ whether post-training *elicits* (moves mass within the accessible support) or *c
 it) is read off exactly. See README.md and docs/theory.md for the conventions.
 """
 
-from . import expand, sequences, train
+from . import empirical, expand, sequences, train
 from .distributions import decode, entropy, kl, normalize, sample
 from .expand import best_of_n
 from .free_energy import free_energy, frontier, gibbs, implied_energy, log_partition, tilt_for_kl
@@ -51,6 +51,7 @@ __all__ = [
     # capability creation
     "best_of_n",
     # submodules
+    "empirical",
     "expand",
     "sequences",
     "train",
