@@ -93,7 +93,8 @@ def kl_estimate(logq_y: Any, logp0_y: Any, kind: str = "k3") -> jax.Array:
     ``logq_y`` and ``logp0_y`` are $\log q(y_i)$ and $\log p_0(y_i)$ at draws $y_i \sim q$
     (same shape; they broadcast). ``kind`` is ``"k1"`` ($-\ell$), ``"k2"`` ($\ell^2/2$) or
     ``"k3"`` ($e^\ell - 1 - \ell$), with $\ell = \log p_0(y) - \log q(y)$. Average them to estimate
-    $\mathrm{KL}(q\|p_0)$.
+    $\mathrm{KL}(q\|p_0)$. Entries above 0 (beyond ``1e-4`` of rounding) are refused: a
+    log-probability is at most 0, and values in ``[0, 1]`` are probabilities passed by mistake.
 
     >>> import jax.numpy as jnp
     >>> round(float(kl_estimate(jnp.log(0.5), jnp.log(0.25), "k3")), 6)  # e^-ln2 - 1 + ln 2
@@ -186,6 +187,17 @@ def kl_estimator_stats(logq: Any, logp0: Any) -> KLEstimatorStats:
     $\mathbb{E}_q[k] - \mathrm{KL}(q\|p_0)$ (per sample; an average of ``m`` draws has the same bias
     and ``1/m`` of the variance). When ``q`` has mass outside ``supp(p0)`` the KL and
     every mean and variance are ``+inf`` and the bias is reported as 0.
+
+    ``logq`` and ``logp0`` are ``(..., n)`` normalized log-probabilities (probabilities are
+    refused with a hint to take their log). Every term is formed in log space —
+    $q\,(e^{\ell}-1) = p_0 - q$ for the mean of ``k3``, $e^{\log q + 2\log|k - m|}$ for the
+    variances — so a probability that underflows (``logq`` down to -1e4) never meets an
+    $e^{\ell}$ that overflows: no term is NaN, and a variance beyond the float range is ``+inf``.
+
+    >>> import jax.numpy as jnp
+    >>> stats = kl_estimator_stats(jnp.array([0.0, -1e4]), jnp.log(jnp.array([0.5, 0.5])))
+    >>> [round(float(m), 6) for m in stats.mean], float(stats.variance[2])  # k3 unbiased
+    ([0.693147, 0.240227, 0.693147], inf)
     """
     logq = _log_probabilities(logq, "logq", normalized=True)
     logp0 = _log_probabilities(logp0, "logp0", normalized=True)
