@@ -26,9 +26,7 @@ from hypothesis import strategies as st
 # case id -> why it fails today (who fixes it: D sequences/expand, E1 flat core, E2 train).
 # Ids: "grid:ENTRY:ARG:LABEL" ("*" for every bad value of that argument), "huge:ENTRY:ARG:LABEL",
 # "reg:NAME", "legal:ENTRY", "mixed:ENTRY", "limit:NAME".
-KNOWN: dict[str, str] = {
-    "limit:sequences.MAX_TABLE": "D: unnamed: names `the automaton's transition table`, not `m`",
-}
+KNOWN: dict[str, str] = {}
 
 # Inputs hypothesis tries first (a failure seen once stays checked, also after it is fixed).
 EXPLICIT: dict[str, list] = {
