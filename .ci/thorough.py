@@ -36,7 +36,10 @@ MINUTES: dict[str, float] = {
     "test_free_energy.py": 16.0,  # at least: 25 of its tests in 15 minutes
     "test_fuzz.py": 12.0,  # at least: 96% in 15 minutes at 100 examples per entry (now 25)
     "test_sequences.py": 20.0,  # at least: 8 of its tests in 12 minutes
+    "test_support.py": 5.5,
     "test_theorems.py": 60.0,  # at least: 3 of its 23 tests in 12 minutes
+    "test_train_inputs.py": 2.7,
+    "test_train_oracles.py": 3.7,
 }
 DEFAULT_MINUTES = 10.0
 #: A hypothesis property: a line that starts with ``@given(``.
