@@ -185,6 +185,23 @@ def test_malformed_tool_tables_raise_clear_errors(transition):
         expand.tool(transition, [[0]], 0.5)
 
 
+def test_tool_model_arguments_are_named():
+    verifier = sq.exact_match(2, [1])
+    for call in (
+        lambda: expand.lift(verifier, None),
+        lambda: expand.tool_logprob(None, [[0]]),
+        lambda: expand.tool_distribution("abc"),
+        lambda: expand.expected_calls(3),
+    ):
+        with pytest.raises(TypeError, match="`tool_model`"):
+            call()
+
+
+def test_tree_search_without_success_names_its_arguments():
+    with pytest.raises(ValueError, match="`verifier`.*`model`"):
+        expand.tree_search(sq.iid(jnp.log(jnp.full(3, 1 / 3)), 1), sq.count_at_least(3, 2, 2))
+
+
 def test_non_integral_tokens_are_refused():
     verifier = sq.exact_match(2, [1, 1])
     with pytest.raises(TypeError, match="`tokens`"):

@@ -240,6 +240,22 @@ def test_ragged_and_oversized_token_values_raise_clear_errors():
         sq.log_prob(sq.iid(COIN, 1), np.array([2**40]))
 
 
+@pytest.mark.parametrize("length", [np.zeros(0), np.zeros((2, 7)), 1.5, None])
+def test_check_tokens_validates_length(length):
+    if length is None:
+        assert sq.check_tokens([[0, 1]], 2, length).shape == (1, 2)
+        return
+    with pytest.raises(TypeError, match="`length`"):
+        sq.check_tokens([[0, 1]], 2, length)
+
+
+def test_size_messages_name_the_arguments():
+    with pytest.raises(ValueError, match="`vocab` \\*\\* `length`"):
+        sq.space_size(2, 25)
+    with pytest.raises(ValueError, match="`vocab`.*`length`"):
+        sq.autoregressive(jnp.zeros((1, 2)), 2, 21)
+
+
 def test_public_checks_are_the_package_checks():
     model = _model()
     assert sq.check_model(model) is model

@@ -491,9 +491,9 @@ def test_run_seeds_rejects_bad_arguments():
 def test_train_docstring_examples():
     import doctest
 
-    from freeenergy.train import loop, policies
+    from freeenergy.train import kl, loop, policies
 
-    for mod in (loop, policies):
+    for mod in (kl, loop, policies):
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS, verbose=False)
         assert result.failed == 0 and result.attempted >= 1
 

@@ -268,7 +268,7 @@ def _int_dtype():
 
 def _no_success(model) -> ValueError:
     return ValueError(
-        "the verifier accepts no string the model can produce (every string of positive "
+        "`verifier` accepts no string `model` can produce (every string of positive "
         "probability is rejected), so no search can succeed; check the verifier, the length "
         f"({model.length}) and the model's zero-probability tokens."
     )

@@ -225,7 +225,8 @@ def prefix_solver(vocab: int, answer: Any, width: int, call_prob: Any) -> Tool:
     m = len(ans)
     if (m + 2) * vocab > sq.MAX_TABLE:
         raise ValueError(
-            f"the tool's automaton would hold (len(answer) + 2) * vocab = {(m + 2) * vocab:,} "
+            f"`answer` and `vocab`: the tool's automaton would hold (len(answer) + 2) * vocab = "
+            f"{(m + 2) * vocab:,} "
             f"transitions, above {sq.MAX_TABLE:,}; use a shorter answer or a smaller vocab."
         )
     width = _checks.integer(
@@ -337,7 +338,8 @@ def augment(model: Any, tool_: Tool) -> ToolModel:
     entries = model.length * states * 2 * model.vocab
     if entries > sq.MAX_TABLE:
         raise ValueError(
-            f"the augmented model would hold length * states * 2 vocab = {model.length} * "
+            f"`model` and `tool_`: the augmented model would hold length * states * 2 vocab = "
+            f"{model.length} * "
             f"{states:,} * {2 * model.vocab} = {entries:,} log-probabilities, above "
             f"sequences.MAX_TABLE = {sq.MAX_TABLE:,} (8 bytes each); use a smaller model or tool."
         )
@@ -356,9 +358,12 @@ def augment(model: Any, tool_: Tool) -> ToolModel:
     return ToolModel(aug, model.vocab, tool_.width)
 
 
-def _tool_model(x: Any) -> ToolModel:
+def _tool_model(x: Any, name: str = "tool_model") -> ToolModel:
     if not isinstance(x, ToolModel):
-        raise TypeError(f"expected a ToolModel (from expand.augment), got {type(x).__name__}.")
+        raise TypeError(
+            f"`{name}` must be a ToolModel (build one with expand.augment(model, tool)), got "
+            f"{_checks._describe(x)}."
+        )
     return x
 
 

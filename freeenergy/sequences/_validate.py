@@ -88,7 +88,7 @@ def _table(x: Any, name: str, num_states: int | None, vocab: int | None) -> jax.
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"`{name}` is empty (shape {tuple(arr.shape)}); need >= 1 state/token.")
-    _table_size(arr.shape[0] * arr.shape[1], name)
+    _table_size(arr.shape[0] * arr.shape[1], "the table", f"`{name}`")
     if v is not None:
         bad = (v < 0) | (v >= v.shape[0])
         if np.any(bad):
@@ -101,12 +101,14 @@ def _table(x: Any, name: str, num_states: int | None, vocab: int | None) -> jax.
     return arr.astype(jnp.int32)
 
 
-def _table_size(size: int, name: str) -> None:
+def _table_size(size: int, what: str, culprits: str) -> None:
+    """Refuse a table of more than MAX_TABLE entries; ``culprits`` names the arguments (in
+    backticks) whose sizes make it."""
     if size > MAX_TABLE:
         raise ValueError(
-            f"`{name}` would hold {size:,} entries, above MAX_TABLE = {MAX_TABLE:,} (each entry "
-            "costs 4-8 bytes of memory and one step of every dynamic program); use fewer states, "
-            "a smaller vocab or a shorter length."
+            f"{culprits}: {what} would hold {size:,} entries, above MAX_TABLE = {MAX_TABLE:,} "
+            "(each entry costs 4-8 bytes of memory and one step of every dynamic program); use "
+            "fewer states, a smaller vocab or a shorter length."
         )
 
 
@@ -333,10 +335,11 @@ def _energies(
         transition = xp.asarray(verifier.transition).astype(np.int32)
         initial, num_a = xp.asarray(verifier.initial).astype(np.int32), verifier.num_states
         final = -xp.asarray(verifier.accepting).astype(wide)
-    _table_size(L * num_a * V, "the energy table (length, verifier states, vocab)")
     _table_size(
         L * model.num_states * num_a * V,
         "the dynamic program's table (length, model states * verifier states, vocab)",
+        f"`model` (length {L}, {model.num_states} states, vocab {V}) and `verifier` "
+        f"({num_a} states)",
     )
     for arr, name, sign in given:
         if arr.shape != (num_a,):
@@ -410,7 +413,7 @@ def _space_size(vocab: int, length: Any) -> int:
     n = _length(length)
     if vocab > 1 and n * math.log2(vocab) > math.log2(MAX_ENUMERATE):
         raise ValueError(
-            f"vocab ** length = {vocab}^{n} (about 10^{n * math.log10(vocab):.1f}) strings is "
+            f"`vocab` ** `length` = {vocab}^{n} (about 10^{n * math.log10(vocab):.1f}) strings is "
             f"above MAX_ENUMERATE = {MAX_ENUMERATE:,}; use the dynamic programs (log_partition, "
             "tilt, kl, ...) instead."
         )

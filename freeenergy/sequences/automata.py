@@ -89,7 +89,9 @@ def exact_match(vocab: int, target: Sequence[int], *, end: int | None = None) ->
         if end in tgt:
             raise ValueError(f"`target` contains the end token {end}; an end token ends it.")
     m = len(tgt)
-    _table_size((m + 2) * vocab, "the automaton's transition table (len(target) + 2, vocab)")
+    _table_size(
+        (m + 2) * vocab, "the transition table (len(target) + 2, vocab)", "`target` and `vocab`"
+    )
     dead = m + 1
     trans = np.full((m + 2, vocab), dead, np.int32)
     for i in range(m):
@@ -111,7 +113,9 @@ def starts_with(vocab: int, prefix: Sequence[int]) -> Automaton:
     vocab = _vocab(vocab)
     pre = _token_list(prefix, "prefix", vocab)
     m = len(pre)
-    _table_size((m + 2) * vocab, "the automaton's transition table (len(prefix) + 2, vocab)")
+    _table_size(
+        (m + 2) * vocab, "the transition table (len(prefix) + 2, vocab)", "`prefix` and `vocab`"
+    )
     trans = np.full((m + 2, vocab), m + 1, np.int32)
     for i in range(m):
         trans[i, pre[i]] = i + 1
@@ -131,7 +135,9 @@ def contains(vocab: int, pattern: Sequence[int]) -> Automaton:
     vocab = _vocab(vocab)
     pat = _token_list(pattern, "pattern", vocab, allow_empty=False)
     m = len(pat)
-    _table_size((m + 1) * vocab, "the automaton's transition table (len(pattern) + 1, vocab)")
+    _table_size(
+        (m + 1) * vocab, "the transition table (len(pattern) + 1, vocab)", "`pattern` and `vocab`"
+    )
     # The KMP automaton row by row: row j copies the row of the state the pattern restarts from
     # after its first j tokens, then sends pattern[j] forward; O(m) NumPy row copies.
     trans = np.zeros((m + 1, vocab), np.int32)
@@ -156,7 +162,7 @@ def count_at_least(vocab: int, token: int, m: int) -> Automaton:
     vocab = _vocab(vocab)
     token = _token(token, "token", vocab)
     m = _checks.integer(m, "m", minimum=0, maximum=MAX_TOKENS, why="the automaton has m + 1 states")
-    _table_size((m + 1) * vocab, "the automaton's transition table (m + 1, vocab)")
+    _table_size((m + 1) * vocab, "the transition table (m + 1, vocab)", "`m` and `vocab`")
     counts = np.arange(m + 1)
     trans = np.repeat(counts[:, None], vocab, axis=1)
     trans[:, token] = np.minimum(counts + 1, m)
@@ -180,7 +186,7 @@ def digit_sum_mod(
     mod = _checks.integer(
         modulus, "modulus", minimum=1, maximum=MAX_TOKENS, why="one automaton state per residue"
     )
-    _table_size(mod * vocab, "the automaton's transition table (modulus, vocab)")
+    _table_size(mod * vocab, "the transition table (modulus, vocab)", "`modulus` and `vocab`")
     r = _checks.integer(residue, "residue", minimum=0)
     if r >= mod:
         raise ValueError(f"`residue` must lie in [0, modulus) = [0, {mod}), got {r}.")
@@ -212,7 +218,11 @@ def intersect(first: Automaton, second: Automaton) -> Automaton:
     first = _required(first, "first")
     second = _required(second, "second", first.vocab)
     B = second.num_states
-    _table_size(first.num_states * B * first.vocab, "the product automaton's transition table")
+    _table_size(
+        first.num_states * B * first.vocab,
+        "the product automaton's transition table",
+        "`first` and `second`",
+    )
     trans = _product_next(first.transition, second.transition)
     acc = (first.accepting[:, None] & second.accepting[None, :]).reshape(-1)
     return _trust(Automaton(trans, acc, first.initial * B + second.initial))
@@ -244,7 +254,11 @@ def accepts(verifier: Automaton, tokens: Any) -> jax.Array:
     verifier = _required(verifier, "verifier")
     toks = _tokens(tokens, None, verifier.vocab)
     length = int(toks.shape[-1])
-    _table_size(length * verifier.num_states * verifier.vocab, "the per-position table")
+    _table_size(
+        length * verifier.num_states * verifier.vocab,
+        "the per-position table (length, states, vocab)",
+        "`tokens` and `verifier`",
+    )
     step = jnp.zeros((length, verifier.num_states, verifier.vocab), jnp.float32)
     final = jnp.zeros((verifier.num_states,), jnp.float32)
     last = _sequence_energy_jit(verifier.transition, verifier.initial, step, final, toks)[1]

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 
 from ._types import Automaton, SequenceModel
-from ._validate import _model, _space_size, _tokens, _verifier, _vocab
+from ._validate import _length, _model, _space_size, _tokens, _verifier, _vocab
 
 __all__ = ["check_model", "check_verifier", "check_tokens", "space_size"]
 
@@ -81,7 +81,7 @@ def check_tokens(
     ...
     TypeError: `tokens` must hold integer token ids, got dtype float...
     """
-    return _tokens(tokens, length, _vocab(vocab), name)
+    return _tokens(tokens, None if length is None else _length(length), _vocab(vocab), name)
 
 
 def space_size(vocab: int, length: int) -> int:

@@ -68,7 +68,11 @@ def _build(table: jax.Array, transition: Any, initial: Any, length: Any, name: s
         n = _length(length)
         if min(table.shape) == 0:
             raise ValueError(f"`{name}` is empty (shape {tuple(table.shape)}).")
-        _table_size(n * table.shape[0] * table.shape[1], f"{name} at every position")
+        _table_size(
+            n * table.shape[0] * table.shape[1],
+            f"{name} repeated at every position",
+            f"`length` and `{name}`",
+        )
         table = jnp.broadcast_to(table, (n, *table.shape))
     elif table.ndim == 3:
         if length is not None and _length(length) != table.shape[0]:
@@ -171,7 +175,9 @@ def iid(token_logp: Any, length: int, *, end: int | None = None) -> SequenceMode
     if table.shape[0] == 0:
         raise ValueError("`token_logp` is empty; give one log-probability per token.")
     _vocab(table.shape[0], "token_logp.shape[0]")
-    _table_size(n * table.shape[0], "token_logp at every position")
+    _table_size(
+        n * table.shape[0], "token_logp repeated at every position", "`length` and `token_logp`"
+    )
     model = SequenceModel(
         jnp.broadcast_to(table, (n, 1, table.shape[0])),
         jnp.zeros((1, table.shape[0]), jnp.int32),
@@ -215,7 +221,7 @@ def markov(
         )
     n = _length(length)
     num_s = vocab**k
-    _table_size(n * num_s * vocab, "logp at every position")
+    _table_size(n * num_s * vocab, "logp repeated at every position", "`length` and `logp`")
     code = np.arange(num_s)
     trans = (code[:, None] * vocab + np.arange(vocab)[None, :]) % num_s
     init = 0
@@ -279,7 +285,7 @@ def autoregressive(
     num_s = math.inf if too_many else sum(vocab**t for t in range(n))
     if num_s > MAX_PREFIX_STATES or num_s * vocab > 2**26:
         raise ValueError(
-            f"a prefix tree over vocab = {vocab}, length = {n} has "
+            f"a prefix tree over `vocab` = {vocab}, `length` = {n} has "
             f"{'more than 2^20' if too_many else f'{num_s:,}'} states (times {vocab} tokens), "
             f"above MAX_PREFIX_STATES = {MAX_PREFIX_STATES:,} or 2^26 table entries; use a "
             "Markov or finite-state model."

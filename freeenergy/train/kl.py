@@ -95,6 +95,8 @@ def kl_estimate(logq_y: Any, logp0_y: Any, kind: str = "k3") -> jax.Array:
     ``"k3"`` ($e^\ell - 1 - \ell$), with $\ell = \log p_0(y) - \log q(y)$. Average them to estimate
     $\mathrm{KL}(q\|p_0)$ (nats). The result has the broadcast shape of the inputs; ``k1`` is
     unbiased but can be negative, ``k2`` is biased, ``k3`` is unbiased and non-negative.
+    Entries above 0 (beyond ``1e-4`` of rounding) are refused: a log-probability is at
+    most 0, and values in ``[0, 1]`` are probabilities passed by mistake.
 
     >>> import jax.numpy as jnp
     >>> round(float(kl_estimate(jnp.log(0.5), jnp.log(0.25), "k3")), 6)  # e^-ln2 - 1 + ln 2
@@ -186,9 +188,16 @@ def kl_estimator_stats(logq: Any, logp0: Any) -> KLEstimatorStats:
     $\mathrm{Var}_q[k] = \sum_y q(y)\,(k(y) - \mathbb{E}_q k)^2$ and the bias
     $\mathbb{E}_q[k] - \mathrm{KL}(q\|p_0)$ (per sample; an average of ``m`` draws has the same bias
     and ``1/m`` of the variance). When ``q`` has mass outside ``supp(p0)`` the KL and
-    every mean and variance are ``+inf`` and the bias is reported as 0. ``logq`` and ``logp0``
-    are ``(..., n)``; ``mean``, ``variance`` and ``bias`` are ``(..., 3)``, ``kl`` is ``(...)``
-    (nats; variances in nats²).
+    every mean and variance are ``+inf`` and the bias is reported as 0.
+
+    ``logq`` and ``logp0`` are ``(..., n)`` normalized log-probabilities (probabilities are
+    refused with a hint to take their log). Every term is formed in log space —
+    $q\,(e^{\ell}-1) = p_0 - q$ for the mean of ``k3``, $e^{\log q + 2\log|k - m|}$ for the
+    variances — so a probability that underflows (``logq`` down to -1e4) never meets an
+    $e^{\ell}$ that overflows: no term is NaN, and a variance beyond the float range is ``+inf``.
+
+    ``mean``, ``variance`` and ``bias`` are ``(..., 3)``, ``kl`` is ``(...)`` (nats; variances in
+    nats²).
 
     >>> import jax.numpy as jnp
     >>> s = kl_estimator_stats(jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.25, 0.75])))
@@ -196,6 +205,9 @@ def kl_estimator_stats(logq: Any, logp0: Any) -> KLEstimatorStats:
     0.1438
     >>> [round(float(x), 4) for x in s.bias]  # k1, k3 unbiased; k2 is not
     [0.0, 0.0174, 0.0]
+    >>> stats = kl_estimator_stats(jnp.array([0.0, -1e4]), jnp.log(jnp.array([0.5, 0.5])))
+    >>> [round(float(m), 6) for m in stats.mean], float(stats.variance[2])  # k3 unbiased
+    ([0.693147, 0.240227, 0.693147], inf)
     """
     logq = _log_probabilities(logq, "logq", normalized=True)
     logp0 = _log_probabilities(logp0, "logp0", normalized=True)

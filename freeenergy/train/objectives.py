@@ -245,6 +245,19 @@ def _group_all_equal(r: jax.Array) -> jax.Array:
     return jnp.all(r == r[..., :1], axis=-1).astype(r.dtype)
 
 
+#: A standard deviation below this many units of rounding of the values it was computed from is
+#: rounding noise: dividing by it would blow the noise up to advantages of order one.
+_NOISE_ULPS = 64
+
+
+def _scaled(centered: jax.Array, std: jax.Array, size: jax.Array) -> jax.Array:
+    """``centered / std``, and 0 where ``std`` is 0 or at the rounding level of ``size`` (the
+    magnitude of the inputs): such a group carries no signal, exactly as an all-equal one."""
+    eps = jnp.finfo(centered.dtype).eps
+    pos = std > _NOISE_ULPS * eps * size
+    return jnp.where(pos, centered / jnp.where(pos, std, 1.0), 0.0)
+
+
 def _clipped(ratio: jax.Array, adv: jax.Array, clip: float | None) -> jax.Array:
     """PPO surrogate min(ρA, clip(ρ, 1-ε, 1+ε)A); ρA without clipping."""
     if clip is None:
@@ -299,7 +312,19 @@ def _policy_gradient(
         return ()
 
     # -------- sampled
-    def advantages_sampled(r, extra, count):
+    def magnitude(r, old_logp, ref_logp, beta):
+        """Per-entry size of what the effective reward was computed from: spreads below
+        rounding of it are noise, not signal (see ``_scaled``)."""
+        m = jnp.abs(r)
+        if kl in KL_ESTIMATORS and kl_in == "reward":
+            finite = (old_logp > -jnp.inf) & (ref_logp > -jnp.inf)
+            logs = jnp.abs(jnp.where(finite, old_logp, 0.0)) + jnp.abs(
+                jnp.where(finite, ref_logp, 0.0)
+            )
+            m = m + jnp.abs(beta) * logs
+        return m
+
+    def advantages_sampled(r, extra, count, size):
         mean = jnp.mean(r, axis=-1, keepdims=True)
         if advantage == "ema":
             batch_mean = mean[..., 0]
@@ -312,11 +337,9 @@ def _policy_gradient(
         centered = r - mean
         if advantage == "group" and scale_rewards:
             std = jnp.std(r, axis=-1, keepdims=True, ddof=1)
-            pos = std > 0
-            centered = jnp.where(pos, centered / jnp.where(pos, std, 1.0), 0.0)
+            centered = _scaled(centered, std, jnp.max(size, axis=-1, keepdims=True))
         if advantage == "batch" and whiten:
-            std = jnp.std(centered)
-            centered = jnp.where(std > 0, centered / jnp.where(std > 0, std, 1.0), 0.0)
+            centered = _scaled(centered, jnp.std(centered), jnp.max(size))
         return centered, extra
 
     def prepare_sampled(key, policy, params, reference, batch, extra, count):
@@ -329,7 +352,8 @@ def _policy_gradient(
         r_eff = r
         if kl in KL_ESTIMATORS and kl_in == "reward":
             r_eff = r - beta * _kl_terms(old_logp, ref_logp, kl)
-        adv, extra = advantages_sampled(r_eff, extra, count)
+        size = magnitude(r, old_logp, ref_logp, beta)
+        adv, extra = advantages_sampled(r_eff, extra, count, size)
         # A non-finite reward (from `reward_fn`) poisons its group's advantages with NaN instead
         # of being silently dropped by the zero-std rule, so `run` can report it.
         finite = jnp.all(jnp.isfinite(r), axis=-1, keepdims=True)
@@ -365,13 +389,13 @@ def _policy_gradient(
             r_eff = jnp.where(old > -jnp.inf, r_eff, 0.0)
         mean = _expect(old, r_eff)[..., None]
         adv = r_eff - mean
+        size = jnp.where(old > -jnp.inf, magnitude(r, old, ref, beta), 0.0)
         if advantage == "group" and scale_rewards:
             std = jnp.sqrt(_expect(old, jnp.square(adv)))[..., None]
-            pos = std > 0
-            adv = jnp.where(pos, adv / jnp.where(pos, std, 1.0), 0.0)
+            adv = _scaled(adv, std, jnp.max(size, axis=-1, keepdims=True))
         if advantage == "batch" and whiten:
             std = jnp.sqrt(jnp.mean(_expect(old, jnp.square(adv))))
-            adv = jnp.where(std > 0, adv / jnp.where(std > 0, std, 1.0), 0.0)
+            adv = _scaled(adv, std, jnp.max(size))
         adv = jnp.where(old > -jnp.inf, adv, 0.0)
         return _sg(_ExactRollout(old, ref, adv, beta, zero)), extra
 
