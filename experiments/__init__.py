@@ -1,4 +1,4 @@
-"""Experiments: one module per figure or claim (THEORY.md §4).
+"""Experiments: one module per figure or claim (docs/theory.md §4).
 
 Each module defines
 

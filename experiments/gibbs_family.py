@@ -3,7 +3,7 @@
 For a random base ``p0`` and reward ``r`` over ``n`` behaviors, the family
 ``q_β ∝ p0·exp(r/β)`` traces the frontier (KL(q_β‖p0), E_q[r]) as β sweeps from hot to cold;
 ``tilt_for_kl`` lands exactly on it at each KL budget; random non-Gibbs reweightings of ``p0``
-all sit below it (THEORY.md T1/T4); and for large β the exact KL approaches the local expansion
+all sit below it (docs/theory.md T1/T4); and for large β the exact KL approaches the local expansion
 ``Var_p0(r) / (2β²)`` with an ``O(β⁻³)`` remainder (T5).
 """
 

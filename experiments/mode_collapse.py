@@ -1,7 +1,7 @@
 """Equal rewards keep reference ratios under the tilt; vanilla softmax policy gradient collapses.
 
 Several correct answers share the same reward but not the same base probability. Every Gibbs tilt
-``q ∝ p0·exp(r/β)`` keeps their ``p0`` ratios (THEORY.md T8), and so do exact natural policy
+``q ∝ p0·exp(r/β)`` keeps their ``p0`` ratios (docs/theory.md T8), and so do exact natural policy
 gradient and mirror descent (one tilt per step). Vanilla softmax policy gradient (plain gradient
 descent on the logits) pushes each answer in proportion to its current probability, so the
 likelier correct answer takes over; sampled RLOO with plain SGD does the same. Adam, whose step is

@@ -5,7 +5,7 @@ exponentially decaying tail, and a stretch the base never produces (``p0 = 0``).
 sampling budgets each behavior is coloured by its regime (basin / tail / barrier / singular);
 the mass of ``p0`` in each regime is traced over budgets; and one target behavior per regime is
 priced: the least KL that makes it accessible at the budget, and the least KL that gives it half
-the mass (both the Bernoulli divergence of THEORY.md T6, attained by a Gibbs tilt, and checked
+the mass (both the Bernoulli divergence of docs/theory.md T6, attained by a Gibbs tilt, and checked
 against the tilt's KL).
 """
 
@@ -54,7 +54,7 @@ def landscape(n: int, singular_fraction: float, tail_decay: float) -> np.ndarray
 
 
 def bernoulli_kl(t: float, p: float) -> float:
-    """Least KL raising a set's mass from p to t (THEORY.md T6): d(t || p)."""
+    """Least KL raising a set's mass from p to t (docs/theory.md T6): d(t || p)."""
     if p == 0.0:
         return math.inf
     if t <= p:

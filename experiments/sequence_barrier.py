@@ -7,9 +7,9 @@ Everything is exact, by dynamic programming over the product of the Markov state
 automaton that counts how many leading target tokens have been matched; nothing is enumerated.
 
 * **tail -> barrier**: log p0(target[:l]) falls linearly in l, so the target crosses from
-  accessible to barrier at the budget threshold p0 = 1 - (1 - c)^(1/N) (THEORY.md §2);
+  accessible to barrier at the budget threshold p0 = 1 - (1 - c)^(1/N) (docs/theory.md §2);
 * **exact tilts beyond enumeration**: the KL of the Gibbs tilt that raises the target to half the
-  mass, from the DP, against the Bernoulli divergence d(1/2 || p0) of THEORY.md T6;
+  mass, from the DP, against the Bernoulli divergence d(1/2 || p0) of docs/theory.md T6;
 * **token-level vs sequence-level reward at the same KL**: a dense per-token reward (fraction of
   target tokens matched) against the verifier's sequence-level reward (all matched), each tilted
   to the same KL budgets: the sequence-level tilt puts the most mass on the exact target
@@ -74,7 +74,7 @@ def match_counter(vocab: int, target: list[int]) -> tuple[sq.Automaton, np.ndarr
 
 def bernoulli_kl(t: float, log_p: float) -> float:
     """d(t || p) = t log(t/p) + (1-t) log((1-t)/(1-p)): the least KL moving a set from p to t
-    (THEORY.md T6), with p = exp(log_p)."""
+    (docs/theory.md T6), with p = exp(log_p)."""
     out = t * (math.log(t) - log_p)
     if t < 1.0:
         out += (1 - t) * (math.log1p(-t) - math.log1p(-math.exp(log_p)))

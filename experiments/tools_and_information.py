@@ -13,7 +13,7 @@ Strings of ``length`` tokens; the target answer repeats a two-token ``motif``.
   tokens with probability ``teacher_stay``) at weight ``w`` changes the reference's support; the
   target becomes an ordinary tilt target, accessible for ``w`` large enough.
 * **Costs side by side** for the barrier target: the KL of the cheapest reweighting that makes it
-  accessible (THEORY.md T6) and the samples on-policy training needs to see it once; best-of-n
+  accessible (docs/theory.md T6) and the samples on-policy training needs to see it once; best-of-n
   with an outcome verifier; tree search with the process check (``expand.tree_search``);
   retrying with feedback (``expand.retry``); the tool — in KL to the base, complete samples,
   verifier calls and generated tokens. For the singular target: reweighting (∞) against the

@@ -1,6 +1,6 @@
 """Plain NumPy float64 reference formulas the tests compare the library against.
 
-Written out directly from THEORY.md's definitions, sharing no code with ``freeenergy``.
+Written out directly from the definitions of docs/theory.md, sharing no code with ``freeenergy``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 References are independent: 400-digit decimal arithmetic for 1 - (1-p)^N, exact integers
 (``math.comb``, ``fractions``) for the pass@k estimator, and a direct NumPy re-implementation
-of the regime definitions (THEORY.md §2): accessible means p >= 1 - (1-c)^(1/N); the nucleus is
+of the regime definitions (docs/theory.md §2): accessible means p >= 1 - (1-c)^(1/N); the nucleus is
 the smallest set of most-probable behaviors holding ``basin_mass`` (ties ranked by index).
 Random instances whose answer sits within rounding of a threshold are skipped (``assume``):
 there the definition itself is decided by the last bit.

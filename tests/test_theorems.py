@@ -1,4 +1,4 @@
-"""Property-based proofs of THEORY.md T1-T9 on random instances, and their edge cases.
+"""Property-based proofs of docs/theory.md T1-T9 on random instances, and their edge cases.
 
 Every property is checked against an independent float64 computation: direct NumPy formulas
 (log-sum-exp written out here), ``math.fsum`` sums, closed forms, or exact integer arithmetic
