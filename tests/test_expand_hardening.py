@@ -214,3 +214,20 @@ def test_non_integral_tokens_are_refused():
         expand.prefix_solver(3, [0.0, 1.7], 1, 0.5)
     with pytest.raises(ValueError, match="empty"):
         expand.first_error(verifier, [])
+
+
+@pytest.mark.parametrize("weight", [2.2250738585072014e-309, 5e-324, 1e-300])
+def test_mix_keeps_the_new_support_at_a_subnormal_weight(weight):
+    """(1-w) p0 + w p_new has the union support for every w > 0, subnormal weights included
+    (XLA's CPU runtime flushes subnormal inputs to zero, so log w is taken on the host)."""
+    logp0 = jnp.log(jnp.array([0.5, 0.5, 0.0, 0.0]))
+    logp_new = jnp.log(jnp.array([0.0, 0.0, 0.25, 0.75]))
+    for out in (
+        expand.mix(logp0, logp_new, weight),
+        expand.distill(logp0, logp_new, weight),
+        expand.new_information(logp0, logp_new, weight, logp_new, budget=4).logp_reference,
+    ):
+        out = np.asarray(out)
+        # log((1-w)/2) = log(1/2) to rounding; log(w p_new) computed exactly in NumPy
+        np.testing.assert_allclose(out[:2], np.log(0.5), rtol=1e-15)
+        np.testing.assert_allclose(out[2:], np.log(weight) + np.log([0.25, 0.75]), rtol=1e-13)

@@ -46,12 +46,28 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- kernels (no checks)
-def _mix(logp0, logp_new, weight):
-    """log((1-w) p0 + w p_new) with logaddexp; w = 0 or 1 select one side exactly."""
-    w = weight[..., None]
+def _mix_logs(weight):
+    """``(log(1-w), log w)`` of mixture weights, ``-inf`` at ``w = 1`` and ``w = 0``.
+
+    Concrete weights are taken to log space in NumPy: XLA's CPU runtime flushes subnormal inputs
+    to zero, so a weight of 1e-310 would become ``log 0`` there and the mixture would lose the
+    new support. Traced weights (inside a user's ``jit``) are converted in JAX.
+    """
+    if not _checks.is_traced(weight):
+        w = np.asarray(weight, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            log_keep, log_w = np.log1p(-w), np.log(w)
+        dtype = jnp.result_type(weight)
+        return jnp.asarray(log_keep, dtype), jnp.asarray(log_w, dtype)
+    w = weight
     log_keep = jnp.where(w < 1, jnp.log1p(-jnp.where(w < 1, w, 0.0)), -jnp.inf)
     log_w = jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
-    return _normalize(jnp.logaddexp(log_keep + logp0, log_w + logp_new))
+    return log_keep, log_w
+
+
+def _mix(logp0, logp_new, log_keep, log_w):
+    """log((1-w) p0 + w p_new) with logaddexp, from ``log(1-w)`` and ``log w`` (``_mix_logs``)."""
+    return _normalize(jnp.logaddexp(log_keep[..., None] + logp0, log_w[..., None] + logp_new))
 
 
 def _geometric(logp0, logp_teacher, weight):
@@ -139,7 +155,9 @@ def mix(logp0: Any, logp_new: Any, weight: Any) -> jax.Array:
     batch = tuple(jnp.broadcast_shapes(w.shape, shape[:-1]))
     full = (*batch, shape[-1])
     return _mix_jit(
-        jnp.broadcast_to(logp0, full), jnp.broadcast_to(logp_new, full), jnp.broadcast_to(w, batch)
+        jnp.broadcast_to(logp0, full),
+        jnp.broadcast_to(logp_new, full),
+        *_mix_logs(jnp.broadcast_to(w, batch)),
     )
 
 
@@ -182,7 +200,7 @@ def distill(logp0: Any, logp_teacher: Any, weight: Any, *, direction: str = "for
         jnp.broadcast_to(w, batch),
     )
     if direction == "forward":
-        return _mix_jit(*args)
+        return _mix_jit(args[0], args[1], *_mix_logs(args[2]))
     if not _checks.is_traced(*args):
         overlap = jnp.any(
             (args[0] > -jnp.inf) & ((args[1] > -jnp.inf) | (args[2][..., None] == 0)), axis=-1
@@ -319,8 +337,8 @@ class NewInformation:
 
 
 @jax.jit
-def _new_information(logp0, logp_new, weight, logt, budget, confidence):
-    logp1 = _mix(logp0, logp_new, weight)
+def _new_information(logp0, logp_new, log_keep, log_w, logt, budget, confidence):
+    logp1 = _mix(logp0, logp_new, log_keep, log_w)
     return NewInformation(
         logp_reference=logp1,
         before=_elicitation_cost(logp0, logt, budget, confidence),
@@ -369,7 +387,7 @@ def new_information(
     return _new_information(
         jnp.broadcast_to(logp0, full),
         jnp.broadcast_to(logp_new, full),
-        jnp.broadcast_to(w, batch),
+        *_mix_logs(jnp.broadcast_to(w, batch)),
         jnp.broadcast_to(logt, full),
         budget,
         c,
