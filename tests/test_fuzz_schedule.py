@@ -75,7 +75,7 @@ def test_ci_runs_the_suite_then_the_thorough_share_and_fails_on_failure():
     script = (REPO / ".ci" / "run").read_text()
     assert "set -euo pipefail" in script
     lines = [ln.strip() for ln in script.splitlines() if ln.strip().startswith("make ")]
-    assert lines == ["make test", "make test-thorough"]
+    assert lines[:2] == ["make test", "make test-thorough"]
     makefile = (REPO / "Makefile").read_text()
     recipe = makefile.split("test-thorough: $(STAMP)", 1)[1].split("\n\n", 1)[0]
     assert 'test -n "$$modules"' in recipe and "HYPOTHESIS_PROFILE=thorough" in recipe
