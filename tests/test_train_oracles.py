@@ -228,6 +228,15 @@ def _t13_step(key, params, reference, reward, beta):
     beta=0.75,
     seed=0,
 )
+# Effective rewards that differ by 1e-12 (a reference perturbed by 1e-12): the group's std is
+# signal, but the rounding residue of ``r - mean`` divided by it moved undrawn behaviors apart.
+@example(
+    reference=[0.0] * 11 + [1e-12],
+    current=[0.0] * 9 + [1.0, 2.0, 2.0],
+    reward=[0.0] * 12,
+    beta=0.6875,
+    seed=66,
+)
 def test_t13_a_sampled_step_keeps_the_ratio_of_unsampled_behaviors(
     reference, current, reward, beta, seed
 ):

@@ -335,11 +335,20 @@ def _policy_gradient(
             g = r.shape[-1]
             return g / (g - 1) * (r - mean), extra
         centered = r - mean
+        scaled = False
         if advantage == "group" and scale_rewards:
             std = jnp.std(r, axis=-1, keepdims=True, ddof=1)
             centered = _scaled(centered, std, jnp.max(size, axis=-1, keepdims=True))
+            scaled = True
         if advantage == "batch" and whiten:
             centered = _scaled(centered, jnp.std(centered), jnp.max(size))
+            scaled = True
+        if scaled:
+            # ``r - mean`` sums to zero only up to rounding of ``r``; dividing by a small standard
+            # deviation scales that residue up with the signal. Centring again after the division
+            # leaves a residue at the rounding of the advantages themselves, so behaviors that
+            # were not drawn still move together (T13).
+            centered = centered - jnp.mean(centered, axis=-1, keepdims=True)
         return centered, extra
 
     def prepare_sampled(key, policy, params, reference, batch, extra, count):
