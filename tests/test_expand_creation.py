@@ -767,14 +767,3 @@ def test_tools_and_information_numbers_match_independent_computations(tools_resu
 def test_invalid_arguments_raise_errors_naming_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
-
-
-# ----------------------------------------------------------------------------- doctests
-@pytest.mark.parametrize("module", ["sequence_search", "tools", "interaction"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    mod = importlib.import_module(f"freeenergy.expand.{module}")
-    result = doctest.testmod(mod, verbose=False)
-    assert result.failed == 0 and result.attempted >= 1

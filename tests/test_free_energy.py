@@ -8,6 +8,7 @@ edge cases of the KL-constrained tilt: zero budget, budgets at and above the lim
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import jax
@@ -375,19 +376,34 @@ _values = st.one_of(
 )
 
 
+def _jitted_kernels():
+    d = importlib.import_module("freeenergy.distributions")
+    f = importlib.import_module("freeenergy.free_energy")  # the module, not `fe.free_energy`
+
+    kernels = (
+        d._kl,
+        d._kl_fast,
+        f._free_energy,
+        f._gibbs,
+        f._gibbs_exact,
+        f._log_partition,
+        f._log_partition_exact,
+    )
+    return tuple(jax.jit(k) for k in kernels)
+
+
+_KERNELS = _jitted_kernels()
+
+
 @given(
     st.lists(_values, min_size=N, max_size=N),
     st.lists(st.one_of(st.floats(-50, 50), st.just(INF)), min_size=N, max_size=N),
     st.floats(-6.0, 6.0).map(lambda e: 10.0**e),
 )
 def test_fast_and_exact_kernels_agree(logits, energy, beta):
-    from freeenergy.distributions import _kl, _kl_fast
-    from freeenergy.free_energy import (
-        _free_energy,
-        _gibbs,
-        _gibbs_exact,
-        _log_partition,
-        _log_partition_exact,
+    # Each kernel is compiled once for the whole property (every example has the same shapes).
+    _kl, _kl_fast, _free_energy, _gibbs, _gibbs_exact, _log_partition, _log_partition_exact = (
+        _KERNELS
     )
 
     logp0, energy = np.array(logits), np.array(energy)
@@ -407,9 +423,7 @@ def test_fast_and_exact_kernels_agree(logits, energy, beta):
     )
     np.testing.assert_allclose(fast[fin], np_tilt(logp0, energy, beta)[fin], atol=1e-9 * scale)
     logq = jnp.asarray(np_normalize(np.where(fin, logp0 * 0.5, -INF)))
-    assert float(jax.jit(_kl_fast)(logq, lp)) == pytest.approx(
-        float(_kl(logq, lp)), rel=1e-12, abs=1e-15
-    )
+    assert float(_kl_fast(logq, lp)) == pytest.approx(float(_kl(logq, lp)), rel=1e-12, abs=1e-15)
     finite_u = jnp.where(u < INF, u, 0.0)
     value = float(_free_energy(logq, lp, finite_u, b))
     reference = float(fe.distributions._expect(logq, finite_u) + b * _kl(logq, lp))

@@ -488,16 +488,6 @@ def test_run_seeds_rejects_bad_arguments():
         tr.run_seeds(trainer, keys, tr.Batch(REWARD, -1.0), 2)
 
 
-def test_train_docstring_examples():
-    import doctest
-
-    from freeenergy.train import kl, loop, policies
-
-    for mod in (kl, loop, policies):
-        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS, verbose=False)
-        assert result.failed == 0 and result.attempted >= 1
-
-
 # ----------------------------------------------------------------------------- compile once
 def test_training_step_traces_once_per_shape():
     calls = {"n": 0}
